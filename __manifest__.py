@@ -1,0 +1,25 @@
+{
+    "name": "API Sync",
+    "summary": "Push record changes and scheduled batches to external HTTP APIs, "
+    "reliably and visibly",
+    "version": "18.0.1.0.0",
+    "license": "LGPL-3",
+    "author": "api_sync contributors",
+    "website": "https://github.com/api-sync/api_sync",
+    "category": "Extra Tools",
+    "depends": ["base", "mail", "base_automation", "queue_job"],
+    "external_dependencies": {"python": ["requests"]},
+    "data": [
+        "security/api_sync_security.xml",
+        "security/ir.model.access.csv",
+        "views/api_sync_log_views.xml",
+        "views/api_sync_config_views.xml",
+        "wizard/api_sync_preview_views.xml",
+        "views/api_sync_menus.xml",
+    ],
+    "demo": [
+        "demo/api_sync_demo.xml",
+    ],
+    "installable": True,
+    "application": False,
+}

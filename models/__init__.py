@@ -1,0 +1,3 @@
+from . import api_sync_config
+from . import api_sync_field_mapping
+from . import api_sync_log

@@ -1,0 +1,205 @@
+"""The test command's driver (started by tools/test inside the virtualenv).
+
+Runs, in order: the pure-Python tests (pytest), the linter (ruff), and the Odoo tests with Odoo's
+own runner on a fresh database. Ends with one line per part and a total line; exits non-zero when
+anything failed, when Odoo could not install the module, or when api_sync logged a WARNING/ERROR.
+"""
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (?P<level>[A-Z]+) (?P<db>\S+) (?P<logger>[\w.]+): "
+    r"(?P<message>.*)$"
+)
+STATS = re.compile(r"^(?P<module>\w+): (?P<count>\d+) tests ")
+FAILURE = re.compile(r"^(?P<kind>FAIL|ERROR): (?P<test>.+)$")
+
+
+def run_pure(python):
+    """Pytest over tests/pure; returns (passed, failed)."""
+    report = REPO / ".build" / "pytest.xml"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    completed = subprocess.run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={report}",
+            "--rootdir",
+            str(REPO / "tests" / "pure"),
+            str(REPO / "tests" / "pure"),
+        ],
+        cwd=REPO,
+        check=False,
+    )
+    if not report.exists():
+        return 0, 1
+    suite = ET.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    total, failed = int(suite.get("tests")), int(suite.get("failures")) + int(suite.get("errors"))
+    skipped = int(suite.get("skipped"))
+    if completed.returncode not in (0, 1) and not failed:
+        failed = 1  # pytest itself failed (usage or collection error)
+    return total - failed - skipped, failed
+
+
+def run_lint(python):
+    checks = [["check", "."], ["format", "--check", "."]]
+    results = [
+        subprocess.run([python, "-m", "ruff", *check], cwd=REPO, check=False) for check in checks
+    ]
+    return all(result.returncode == 0 for result in results)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def drop_database(dbname):
+    import psycopg2  # noqa: PLC0415 - only present in the Odoo virtualenv
+
+    connection = psycopg2.connect(dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+    connection.close()
+
+
+def run_odoo(python, odoo, addons_path, db_args, test_tags, keep_db):
+    """Install api_sync on a fresh database, run its tests; returns (passed, failed, problems)."""
+    dbname = f"api_sync_test_{uuid.uuid4().hex[:8]}"
+    logfile = REPO / ".build" / "odoo-test.log"
+    command = [
+        python,
+        str(Path(odoo) / "odoo-bin"),
+        f"--addons-path={addons_path}",
+        *db_args,
+        "-d",
+        dbname,
+        "-i",
+        "api_sync",
+        "--test-enable",
+        f"--test-tags={test_tags}",
+        "--stop-after-init",
+        "--http-interface=127.0.0.1",
+        f"--http-port={free_port()}",
+        "--max-cron-threads=0",
+        "--log-level=info",
+        "--log-handler=odoo.tests.stats:INFO",
+    ]
+    print(f"[api_sync] Odoo tests on fresh database {dbname} (log: {logfile})", flush=True)
+    started = time.monotonic()
+    counts, failed_tests, problems = {}, set(), []
+    with (
+        open(logfile, "w", encoding="utf-8") as log,
+        subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=odoo,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        ) as process,
+    ):
+        current = None
+        for line in process.stdout:
+            log.write(line)
+            match = LOG_LINE.match(line)
+            if not match:
+                if current is not None and current["level"] in ("ERROR", "CRITICAL"):
+                    print(line, end="")
+                continue
+            current = match.groupdict()
+            level, logger, message = current["level"], current["logger"], current["message"]
+            if logger == "odoo.tests.stats" and (stats := STATS.match(message)):
+                counts[stats["module"]] = int(stats["count"])
+            if failure := FAILURE.match(message):
+                failed_tests.add(failure["test"])
+            own = logger.startswith("odoo.addons.api_sync")
+            if level in ("ERROR", "CRITICAL") or (level == "WARNING" and own):
+                problems.append(f"{level} {logger}: {message}")
+                print(line, end="")
+            elif (
+                logger.startswith("odoo.addons.")
+                and ".tests." in logger
+                and message.startswith("Starting ")
+            ):
+                print(f"  {message.removeprefix('Starting ').removesuffix(' ...')}", flush=True)
+        returncode = process.wait()
+    if not keep_db:
+        drop_database(dbname)
+    if returncode:
+        problems.append(f"Odoo exited with status {returncode}")
+    total = sum(counts.values())
+    if not total:
+        problems.append("Odoo ran no test (did the module install?)")
+    print(
+        f"[api_sync] Odoo tests took {time.monotonic() - started:.0f}s: "
+        + ", ".join(f"{module} {count}" for module, count in sorted(counts.items())),
+        flush=True,
+    )
+    failed = max(len(failed_tests), 1 if problems else 0)
+    return max(total - len(failed_tests), 0), failed, problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--odoo", help="Odoo source directory; none: only the pure part runs")
+    parser.add_argument("--addons-path")
+    parser.add_argument("--db-arg", action="append", default=[])
+    parser.add_argument(
+        "--require-odoo", action="store_true", help="fail when no Odoo source is available (CI)"
+    )
+    parser.add_argument("--test-tags", default="/api_sync")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    python = sys.executable
+
+    pure_passed, pure_failed = run_pure(python)
+    lint_ok = run_lint(python)
+    parts = [
+        f"pure {pure_passed} passed, {pure_failed} failed",
+        f"lint {'clean' if lint_ok else 'FAILED'}",
+    ]
+    odoo_passed = odoo_failed = 0
+    problems = []
+    if args.odoo:
+        odoo_passed, odoo_failed, problems = run_odoo(
+            python, args.odoo, args.addons_path, args.db_arg, args.test_tags, args.keep_db
+        )
+        parts.append(f"odoo {odoo_passed} passed, {odoo_failed} failed")
+    else:
+        banner = "!" * 78
+        print(
+            f"\n{banner}\n!! NO ODOO 18 SOURCE FOUND: the Odoo tests did NOT run.\n"
+            f"!! Set ODOO_SRC or see README.md (Requirements).\n{banner}\n",
+            flush=True,
+        )
+        parts.append("odoo NOT RUN (no Odoo source)")
+        if args.require_odoo:
+            problems.append("no Odoo source and --require-odoo is set")
+    for problem in problems:
+        print(f"[api_sync] problem: {problem}")
+    failed = pure_failed + odoo_failed + (0 if lint_ok else 1)
+    print(f"[api_sync] summary: {'; '.join(parts)}")
+    print(f"total: {pure_passed + odoo_passed} passed, {failed} failed")
+    return 1 if failed or problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Shows the JSON a configuration would send for a record the admin picks."""
+
+import json
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+
+class ApiSyncPreview(models.TransientModel):
+    _name = "api.sync.preview"
+    _description = "API Sync Payload Preview"
+
+    config_id = fields.Many2one("api.sync.config", string="Configuration", required=True)
+    model_name = fields.Char(related="config_id.model_name")
+    record_ref = fields.Reference(
+        selection="_selection_target_model",
+        string="Record",
+        compute="_compute_record_ref",
+        readonly=False,
+        store=True,
+    )
+    in_domain = fields.Boolean(compute="_compute_payload")
+    payload = fields.Text(compute="_compute_payload")
+    error_message = fields.Text(compute="_compute_payload")
+
+    @api.model
+    def _selection_target_model(self):
+        return [(model.model, model.name) for model in self.env["ir.model"].sudo().search([])]
+
+    @api.depends("config_id")
+    def _compute_record_ref(self):
+        for preview in self:
+            model = preview.config_id.model_name
+            if model and (not preview.record_ref or preview.record_ref._name != model):
+                record = self.env[model].search([], limit=1)
+                preview.record_ref = f"{model},{record.id}" if record else False
+
+    @api.depends("config_id", "record_ref")
+    def _compute_payload(self):
+        for preview in self:
+            preview.payload = preview.error_message = False
+            preview.in_domain = False
+            record = preview.record_ref
+            if not record or record._name != preview.config_id.model_name:
+                continue
+            preview.in_domain = bool(preview.config_id._filter_in_domain(record))
+            try:
+                data = preview.config_id.prepare_outbound_data(record)
+            except ValidationError as exc:
+                preview.error_message = exc.args[0]
+                continue
+            preview.payload = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
