@@ -12,6 +12,7 @@
     "data": [
         "security/api_sync_security.xml",
         "security/ir.model.access.csv",
+        "data/queue_job_data.xml",
         "views/api_sync_log_views.xml",
         "views/api_sync_config_views.xml",
         "wizard/api_sync_preview_views.xml",

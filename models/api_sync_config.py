@@ -1,14 +1,20 @@
 """Configuration of one outbound sync: which model, which endpoint, how to authenticate and map."""
 
+import json
+import time
+import uuid
 from urllib.parse import urlparse
 
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
-from odoo.tools import safe_eval
+from odoo.exceptions import UserError, ValidationError
+from odoo.modules.module import get_manifest
+from odoo.tools import safe_eval, split_every
 
-from ..engine import mapping
+from ..engine import delivery, mapping, wire
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
+OPERATIONS = ("create", "update", "delete")
+SECRET_FIELDS = ("auth_password", "auth_token", "api_key", "signing_secret")
 
 
 class ApiSyncConfig(models.Model):
@@ -159,6 +165,22 @@ class ApiSyncConfig(models.Model):
                     )
                 ) from None
 
+    @api.constrains("signing_secret")
+    def _check_signing_secret(self):
+        for config in self.sudo():
+            if config.signing_secret:
+                try:
+                    wire.secret_key(config.signing_secret)
+                except ValueError as exc:
+                    raise ValidationError(
+                        self.env._(
+                            "Signing Secret of %(config)s is not valid: %(error)s "
+                            "(use Generate Signing Secret for a new one).",
+                            config=config.display_name,
+                            error=exc,
+                        )
+                    ) from None
+
     @api.constrains("model_id")
     def _check_mapping_model(self):
         self.mapping_ids._check_source_path()
@@ -244,7 +266,284 @@ class ApiSyncConfig(models.Model):
             raise ValidationError(str(exc)) from None
         return payloads[0] if len(records) == 1 else payloads
 
+    # -- wire -----------------------------------------------------------------------------------
+
+    @api.model
+    def _user_agent(self):
+        return f"Odoo-api_sync/{get_manifest('api_sync').get('version', '')}"
+
+    def _secret_values(self):
+        """Every credential of this configuration, and the headers made from them."""
+        config = self.sudo()
+        values = [config[fname] for fname in SECRET_FIELDS if config[fname]]
+        values += list(config._auth_headers().values())
+        return [value for value in values if value]
+
+    def _auth_headers(self):
+        config = self.sudo()
+        return wire.auth_headers(
+            config.auth_type,
+            username=config.auth_username,
+            password=config.auth_password,
+            token=config.auth_token,
+            key_header=config.api_key_header,
+            key=config.api_key,
+        )
+
+    def _request_headers(self, event_id, body, timestamp):
+        config = self.sudo()
+        return wire.headers_for(
+            event_id,
+            body,
+            timestamp,
+            self._user_agent(),
+            auth=config._auth_headers(),
+            signing_secret=config.signing_secret or None,
+        )
+
+    def _record_body(self, event_id, record, operation, changed_fields, timestamp):
+        """The event body of one record, mapped from its current values."""
+        (data,) = self._outbound_payloads(record)
+        return wire.record_event(
+            event_id,
+            record._name,
+            record.id,
+            operation,
+            changed_fields,
+            record.write_date,
+            data,
+            timestamp,
+        )
+
+    def _batch_body(self, event_id, records, timestamp):
+        payloads = self._outbound_payloads(records)
+        items = [
+            (record.id, "update", record.write_date, data)
+            for record, data in zip(records, payloads, strict=True)
+        ]
+        return wire.batch_event(event_id, self.model_name, items, timestamp)
+
+    # -- service API ----------------------------------------------------------------------------
+
+    @api.model
+    def sync_record(self, records, operation, changed_fields=None):
+        """Queue the sync of ``records`` to every active configuration of their model.
+
+        Called on one configuration, only that one is used. Only records inside each
+        configuration's domain are queued. Logs are created ``pending`` and their delivery is
+        queued with queue_job in the caller's transaction: if it rolls back, nothing is sent.
+        ``operation`` is ``create``, ``update`` or ``delete``; for deletions, call this before
+        the records are removed: their payload is captured now. Returns the logs.
+        """
+        if operation not in OPERATIONS:
+            raise UserError(
+                self.env._(
+                    "Unknown sync operation %(operation)r: use one of %(allowed)s.",
+                    operation=operation,
+                    allowed=", ".join(OPERATIONS),
+                )
+            )
+        logs = self.env["api.sync.log"].sudo()
+        if not records:
+            return logs
+        configs = self.sudo() if self else self._configs_for(records._name)
+        for config in configs:
+            if config.model_name != records._name:
+                raise UserError(
+                    self.env._(
+                        "Configuration %(config)s syncs %(model)s records, not %(given)s.",
+                        config=config.display_name,
+                        model=config.model_name,
+                        given=records._name,
+                    )
+                )
+            logs |= config._queue(records, operation, changed_fields)
+        return logs
+
+    @api.model
+    def _configs_for(self, model_name):
+        return self.sudo().search([("model_name", "=", model_name)])
+
+    def _records_to_send(self, records):
+        """``records`` inside the domain and, for a company-bound configuration, its company."""
+        records = self._filter_in_domain(records.sudo())
+        if self.company_id and "company_id" in records._fields:
+            records = records.filtered(
+                lambda record: not record.company_id or record.company_id == self.company_id
+            )
+        return records
+
+    def _queue(self, records, operation, changed_fields):
+        self.ensure_one()
+        Log = self.env["api.sync.log"].sudo()
+        records = self._records_to_send(records)
+        if not records:
+            return Log
+        fields_text = ",".join(sorted(set(changed_fields))) if changed_fields else False
+        merged = Log
+        if operation != "delete":
+            merged = self._merge_into_pending(records, operation, changed_fields)
+        todo = records.filtered(lambda record: record.id not in set(merged.mapped("res_id")))
+        values = [
+            {
+                "config_id": self.id,
+                "res_model": record._name,
+                "res_id": record.id,
+                "record_name": record.display_name,
+                "operation": operation,
+                "changed_fields": fields_text,
+                "idempotency_key": str(uuid.uuid4()),
+                "attempts_allowed": self.max_attempts,
+            }
+            for record in todo
+        ]
+        if operation == "delete":
+            event_ids = [vals["idempotency_key"] for vals in values]
+            for vals, captured in zip(
+                values, self._capture_deletions(todo, event_ids), strict=True
+            ):
+                vals.update(captured)
+        logs = Log.create(values)
+        self.env["api.sync.record.status"]._ensure(self, todo.ids)
+        for log in logs.filtered(lambda log: log.state == "failed"):
+            log._surface_failure()
+        logs.filtered(lambda log: log.state == "pending")._enqueue()
+        return merged | logs
+
+    def _capture_deletions(self, records, event_ids):
+        """Per record, the log values that freeze its deletion event before it is removed.
+
+        A record that cannot be mapped gets a failed log (the deletion itself goes on).
+        """
+        now = wire.utc_now()
+        try:
+            payloads = self._outbound_payloads(records)
+        except mapping.MappingError:
+            payloads = []
+            for record in records:
+                try:
+                    payloads.extend(self._outbound_payloads(record))
+                except mapping.MappingError as exc:
+                    payloads.append(exc)
+        captured = []
+        for record, event_id, data in zip(records, event_ids, payloads, strict=True):
+            if isinstance(data, mapping.MappingError):
+                captured.append(
+                    {"state": "failed", "error_class": "MappingError", "error_message": str(data)}
+                )
+                continue
+            body = wire.record_event(
+                event_id, record._name, record.id, "delete", None, record.write_date, data, now
+            )
+            captured.append(
+                {"request_body": wire.encode(body).decode(), "record_version": record.write_date}
+            )
+        return captured
+
+    def _merge_into_pending(self, records, operation, changed_fields):
+        """Fold an update into the record's event that is queued and not yet attempted.
+
+        The event reads the record when it is sent, so it will carry this change too. Logs that
+        a running delivery holds are skipped (SKIP LOCKED): the change then gets its own event.
+        """
+        candidates = (
+            self.env["api.sync.log"]
+            .sudo()
+            .search(
+                [
+                    ("config_id", "=", self.id),
+                    ("res_id", "in", records.ids),
+                    ("state", "=", "pending"),
+                    ("attempt_count", "=", 0),
+                    ("request_body", "=", False),
+                    ("operation", "in", ("create", "update")),
+                ]
+            )
+        )
+        if not candidates:
+            return candidates
+        self.env.cr.execute(
+            "SELECT id FROM api_sync_log WHERE id IN %s FOR UPDATE SKIP LOCKED",
+            (tuple(candidates.ids),),
+        )
+        locked = candidates.browse([row[0] for row in self.env.cr.fetchall()])
+        merged = locked.browse()
+        for log in locked:
+            if log.res_id in merged.mapped("res_id"):
+                continue
+            if changed_fields is None or not log.changed_fields:
+                union = False
+            else:
+                union = ",".join(sorted(set(log.changed_fields.split(",")) | set(changed_fields)))
+            log.changed_fields = union
+            merged |= log
+        return merged
+
+    def send_batch(self, records):
+        """Send ``records`` to this configuration in chunks of Batch Size, one request per chunk.
+
+        Returns the batch logs (one per chunk), queued like any other event.
+        """
+        self.ensure_one()
+        Log = self.env["api.sync.log"].sudo()
+        records = self._records_to_send(records)
+        values = [
+            {
+                "config_id": self.id,
+                "res_model": self.model_name,
+                "batch_res_ids": json.dumps(chunk.ids),
+                "record_name": self.env._("%(count)s records", count=len(chunk)),
+                "operation": "batch",
+                "idempotency_key": str(uuid.uuid4()),
+                "attempts_allowed": self.max_attempts,
+            }
+            for chunk in split_every(self.batch_size, records.ids, records.browse)
+        ]
+        logs = Log.create(values)
+        self.env["api.sync.record.status"]._ensure(self, records.ids)
+        for log in logs:
+            log._enqueue()
+        return logs
+
     # -- actions --------------------------------------------------------------------------------
+
+    def action_generate_signing_secret(self):
+        for config in self:
+            config.signing_secret = wire.new_secret()
+
+    def action_test_connection(self):
+        """Send a signed ``api_sync.ping`` event now and show the answer."""
+        self.ensure_one()
+        event_id = str(uuid.uuid4())
+        body = wire.encode(wire.ping_event(event_id, self.model_name, wire.utc_now()))
+        outcome = delivery.send(
+            self.http_method,
+            self.endpoint_url,
+            body,
+            self._request_headers(event_id, body, int(time.time())),
+            self.timeout,
+            secrets=self._secret_values(),
+        )
+        if outcome.verdict == "done":
+            kind, title = "success", self.env._("Connection OK")
+        else:
+            kind, title = "danger", self.env._("Connection failed")
+        details = outcome.error_message or ""
+        if outcome.status:
+            details = (
+                f"HTTP {outcome.status} in {outcome.duration_ms} ms. "
+                + (outcome.response_excerpt or "")[:300]
+            )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": title,
+                "message": details,
+                "type": kind,
+                "sticky": kind != "success",
+            },
+        }
 
     def action_preview_payload(self):
         self.ensure_one()

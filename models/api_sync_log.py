@@ -1,8 +1,29 @@
 """One outbound event of a configuration and what happened to it, attempt after attempt."""
 
-from odoo import api, fields, models
+import json
+import logging
+import time
 
-RESPONSE_EXCERPT = 4000
+import psycopg2
+from markupsafe import Markup
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+from odoo.addons.queue_job.exception import RetryableJobError
+
+from ..engine import delivery, wire
+
+_logger = logging.getLogger(__name__)
+
+CHANNEL = "root.api_sync"
+BUSY_RETRY_SECONDS = 3
+LOG_STATES = [
+    ("pending", "Pending"),
+    ("done", "Done"),
+    ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
+]
 
 
 class ApiSyncLog(models.Model):
@@ -17,22 +38,16 @@ class ApiSyncLog(models.Model):
     company_id = fields.Many2one(related="config_id.company_id", store=True)
     res_model = fields.Char(string="Model", index=True)
     res_id = fields.Many2oneReference(string="Record ID", model_field="res_model", index=True)
+    batch_res_ids = fields.Text(
+        string="Batch Record IDs", help="JSON list of the ids a batch event carries."
+    )
     record_name = fields.Char(string="Record")
     operation = fields.Selection(
         [("create", "Create"), ("update", "Update"), ("delete", "Delete"), ("batch", "Batch")],
         required=True,
     )
-    state = fields.Selection(
-        [
-            ("pending", "Pending"),
-            ("done", "Done"),
-            ("failed", "Failed"),
-            ("cancelled", "Cancelled"),
-        ],
-        required=True,
-        default="pending",
-        index=True,
-    )
+    changed_fields = fields.Char(help="Comma-separated fields that triggered the event.")
+    state = fields.Selection(LOG_STATES, required=True, default="pending", index=True)
     idempotency_key = fields.Char(
         string="Event ID",
         required=True,
@@ -41,21 +56,276 @@ class ApiSyncLog(models.Model):
         help="Sent as Idempotency-Key and webhook-id; the same on every retry of this event.",
     )
     attempt_count = fields.Integer(string="Attempts")
-    request_body = fields.Text()
+    attempts_allowed = fields.Integer(
+        help="Attempts after which the event fails: the configuration's Max Attempts, "
+        "extended by each manual retry."
+    )
+    request_body = fields.Text(
+        help="The exact JSON sent; captured at the first attempt (at the call for deletions)."
+    )
+    record_version = fields.Datetime(help="The record's last update time carried by the event.")
     response_status = fields.Integer(string="Response Status")
     response_body = fields.Text(string="Response Excerpt")
     duration_ms = fields.Integer(string="Duration (ms)")
+    error_class = fields.Char()
     error_message = fields.Text()
     last_attempt_at = fields.Datetime(string="Last Attempt")
+    next_retry_at = fields.Datetime(string="Next Retry")
     done_at = fields.Datetime(string="Delivered At")
+    job_uuid = fields.Char(string="Job UUID", readonly=True, index=True)
 
     _sql_constraints = [
         ("idempotency_key_unique", "UNIQUE(idempotency_key)", "Event IDs are unique."),
     ]
 
+    # -- enqueueing ---------------------------------------------------------------------------
+
+    def _enqueue(self, eta=None):
+        """Queue one job delivering these logs, in the current transaction."""
+        if not self:
+            return
+        config = self.config_id[:1]
+        what = (
+            f"{len(self)} events"
+            if len(self) > 1
+            else f"{self.res_model} #{self.res_id or ''} {self.operation}"
+        )
+        job = (
+            self.sudo()
+            .with_delay(
+                channel=CHANNEL,
+                eta=eta,
+                max_retries=0,
+                description=f"API sync: {what} ({config.name})",
+            )
+            ._deliver()
+        )
+        self.sudo().job_uuid = job.uuid
+
+    # -- delivery (the job) -------------------------------------------------------------------
+
+    def _deliver(self):
+        """Job: one delivery attempt of each pending log; retries are queued as new jobs."""
+        for log in self.sudo():
+            try:
+                with self.env.cr.savepoint():
+                    log._lock()
+            except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
+                if len(self) == 1:
+                    raise RetryableJobError(
+                        "another delivery of this record is running",
+                        seconds=BUSY_RETRY_SECONDS,
+                        ignore_retry=True,
+                    ) from None
+                log._enqueue(eta=BUSY_RETRY_SECONDS)
+                continue
+            if log.state != "pending":
+                continue
+            older = log._older_pending()
+            if older:
+                # Events of one record reach the endpoint in order: wait for the older one.
+                wake = max([wire.utc_now(), *filter(None, older.mapped("next_retry_at"))])
+                log._enqueue(eta=fields.Datetime.add(wake, seconds=BUSY_RETRY_SECONDS))
+                continue
+            log._attempt()
+
+    def _lock(self):
+        """Lock this log and the sync status rows of its records (NOWAIT: never block a worker).
+
+        Under Odoo's repeatable-read isolation, a row changed by a delivery that committed after
+        this job began raises a serialization failure here, so a delivery never sends data older
+        than the one before it: it is postponed and starts again on fresh data.
+        """
+        self.env.cr.execute(
+            "SELECT id FROM api_sync_log WHERE id = %s FOR UPDATE NOWAIT", (self.id,)
+        )
+        res_ids = self._res_ids()
+        if res_ids:
+            self.env.cr.execute(
+                """SELECT id FROM api_sync_record_status
+                    WHERE config_id = %s AND res_id IN %s ORDER BY id FOR UPDATE NOWAIT""",
+                (self.config_id.id, tuple(res_ids)),
+            )
+        self.invalidate_recordset()
+
+    def _res_ids(self):
+        if self.operation == "batch":
+            return json.loads(self.batch_res_ids or "[]")
+        return [self.res_id] if self.res_id else []
+
+    def _older_pending(self):
+        if not self.res_id:
+            return self.browse()
+        return self.search(
+            [
+                ("config_id", "=", self.config_id.id),
+                ("res_id", "=", self.res_id),
+                ("state", "=", "pending"),
+                ("id", "<", self.id),
+            ]
+        )
+
+    def _attempt(self):
+        """Send once, record the outcome, and queue the next attempt or surface the failure."""
+        config = self.config_id
+        now = wire.utc_now()
+        if not self.request_body:
+            try:
+                with self.env.cr.savepoint():
+                    self._capture_body()
+            except Exception as exc:  # noqa: BLE001 - recorded on the log for the admin
+                self.write(
+                    {
+                        "state": "failed",
+                        "error_class": type(exc).__name__,
+                        "error_message": str(exc),
+                        "last_attempt_at": now,
+                    }
+                )
+                self._surface_failure()
+                return
+            if self.state != "pending":
+                return
+        body = self.request_body.encode()
+        outcome = delivery.send(
+            config.http_method,
+            config.endpoint_url,
+            body,
+            config._request_headers(self.idempotency_key, body, int(time.time())),
+            config.timeout,
+            secrets=config._secret_values(),
+        )
+        attempt = self.attempt_count + 1
+        values = {
+            "attempt_count": attempt,
+            "last_attempt_at": now,
+            "response_status": outcome.status or False,
+            "response_body": outcome.response_excerpt or False,
+            "duration_ms": outcome.duration_ms,
+            "error_class": outcome.error_class or False,
+            "error_message": outcome.error_message or False,
+            "next_retry_at": False,
+        }
+        allowed = self.attempts_allowed or config.max_attempts
+        if outcome.verdict == "done":
+            values.update(state="done", done_at=now)
+        elif outcome.verdict == "retry" and attempt < allowed:
+            delay = delivery.next_delay(outcome, attempt, config.backoff_base, config.backoff_max)
+            values["next_retry_at"] = fields.Datetime.add(now, seconds=delay)
+        else:
+            values["state"] = "failed"
+        self.write(values)
+        if self.next_retry_at:
+            self._enqueue(eta=self.next_retry_at)
+        if self.state == "failed":
+            self._surface_failure()
+        else:
+            self._update_status()
+
+    def _capture_body(self):
+        """Freeze the body at the first attempt, from the record as it is now."""
+        config = self.config_id
+        if self.operation == "batch":
+            records = self.env[self.res_model].browse(self._res_ids()).exists()
+            body = config._batch_body(self.idempotency_key, records, self.create_date)
+        else:
+            record = self.env[self.res_model].browse(self.res_id).exists()
+            if not record:
+                self.write(
+                    {
+                        "state": "cancelled",
+                        "error_message": self.env._(
+                            "The record was deleted before its %(operation)s was sent.",
+                            operation=self.operation,
+                        ),
+                    }
+                )
+                self._update_status()
+                return
+            body = config._record_body(
+                self.idempotency_key,
+                record,
+                self.operation,
+                self._changed_fields(),
+                self.create_date,
+            )
+            self.record_version = record.write_date
+        self.request_body = wire.encode(body).decode()
+
+    def _changed_fields(self):
+        return self.changed_fields.split(",") if self.changed_fields else None
+
+    def _surface_failure(self):
+        """A final failure: logged, shown on the record's chatter, reflected in its status."""
+        _logger.warning(
+            "api_sync: event %s of %s failed after %s attempt(s): %s",
+            self.idempotency_key,
+            self.config_id.name,
+            self.attempt_count,
+            self.error_message or self.error_class,
+        )
+        self._post_failure_message()
+        self._update_status()
+
+    def _post_failure_message(self):
+        """Tell the record's followers, when the record has a chatter and still exists."""
+        if self.operation in ("batch", "delete") or self.res_model not in self.env:
+            return
+        record = self.env[self.res_model].browse(self.res_id).exists()
+        if not record or not hasattr(record, "message_post"):
+            return
+        link = Markup('<a href="#" data-oe-model="api.sync.log" data-oe-id="%s">%s</a>') % (
+            self.id,
+            self.env._("sync log"),
+        )
+        record.message_post(
+            body=Markup("%s<br/>%s (%s)")
+            % (
+                self.env._(
+                    "Sync to %(config)s failed after %(attempts)s attempt(s): %(error)s",
+                    config=self.config_id.name,
+                    attempts=self.attempt_count,
+                    error=self.error_message or self.error_class or "",
+                ),
+                link,
+                self.idempotency_key,
+            ),
+            message_type="notification",
+            subtype_xmlid="mail.mt_note",
+        )
+
+    def _update_status(self):
+        self.env["api.sync.record.status"]._record_outcome(self)
+
+    # -- buttons ------------------------------------------------------------------------------
+
+    def action_retry(self):
+        """Queue failed or cancelled events again, with the same event id."""
+        if any(log.state not in ("failed", "cancelled") for log in self):
+            raise UserError(self.env._("Only failed or cancelled events can be retried."))
+        for log in self:
+            log.write(
+                {
+                    "state": "pending",
+                    "attempts_allowed": log.attempt_count + log.config_id.max_attempts,
+                    "next_retry_at": False,
+                }
+            )
+            log._enqueue()
+        self._update_status()
+        return True
+
+    def action_cancel(self):
+        """Cancel pending events: their jobs find them cancelled and send nothing."""
+        if any(log.state != "pending" for log in self):
+            raise UserError(self.env._("Only pending events can be cancelled."))
+        self.write({"state": "cancelled", "next_retry_at": False})
+        self._update_status()
+        return True
+
     @api.model
-    def _truncate(self, text):
-        """Keep logs small: long response bodies are cut with a marker."""
-        if text and len(text) > RESPONSE_EXCERPT:
-            return text[:RESPONSE_EXCERPT] + "\n[… truncated]"
-        return text
+    def _job_related_action(self, job=None):
+        """The job's "Related" button opens its logs."""
+        action = self.env["ir.actions.act_window"]._for_xml_id("api_sync.action_api_sync_log")
+        action["domain"] = [("id", "in", self.ids)]
+        return action

@@ -1,3 +1,4 @@
 from . import test_config
 from . import test_mapping
 from . import test_security
+from . import test_delivery

@@ -14,6 +14,7 @@ class ApiSyncCase(TransactionCase):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
         cls.Config = cls.env["api.sync.config"]
+        cls.Config.search([]).active = False  # the demo configuration must not interfere
         cls.partner_model = cls.env["ir.model"]._get("res.partner")
         cls.config = cls.Config.create(
             {

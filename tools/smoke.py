@@ -1,4 +1,4 @@
-"""Checks a running api_sync server end to end over JSON-RPC, as a user would (tools/run --smoke)."""
+"""Checks a running api_sync server end to end over JSON-RPC (``tools/run --smoke``)."""
 
 import argparse
 import sys
@@ -39,6 +39,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", required=True)
     parser.add_argument("--db", required=True)
+    parser.add_argument("--receiver-port", type=int, default=8075)
     parser.add_argument("--timeout", type=float, default=180)
     args = parser.parse_args()
     deadline = time.monotonic() + args.timeout
@@ -58,6 +59,19 @@ def main():
     )
     if not configs:
         raise RuntimeError("the demo configuration is missing")
+    config_id = execute(
+        "ir.model.data", "check_object_reference", "api_sync", "demo_config_contacts"
+    )[1]
+    execute(
+        "api.sync.config",
+        "write",
+        [config_id],
+        {"endpoint_url": f"http://127.0.0.1:{args.receiver_port}/hooks/contacts"},
+    )
+    answer = execute("api.sync.config", "action_test_connection", [config_id])
+    if answer["params"]["type"] != "success":
+        raise RuntimeError(f"test connection failed: {answer['params']['message']}")
+    print(f"[smoke] test connection to the demo receiver: {answer['params']['message'][:60]}")
     print("[smoke] OK")
 
 

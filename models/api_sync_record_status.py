@@ -1,0 +1,96 @@
+"""Where each record stands with each configuration, without touching other modules' tables."""
+
+from odoo import api, fields, models
+
+from .api_sync_log import LOG_STATES
+
+
+class ApiSyncRecordStatus(models.Model):
+    _name = "api.sync.record.status"
+    _description = "API Sync Record Status"
+    _order = "id desc"
+    _rec_name = "record_name"
+
+    config_id = fields.Many2one(
+        "api.sync.config", string="Configuration", required=True, ondelete="cascade", index=True
+    )
+    company_id = fields.Many2one(related="config_id.company_id", store=True)
+    res_model = fields.Char(string="Model", required=True, index=True)
+    res_id = fields.Many2oneReference(
+        string="Record ID", model_field="res_model", required=True, index=True
+    )
+    record_name = fields.Char(string="Record")
+    last_log_id = fields.Many2one("api.sync.log", string="Last Event", ondelete="set null")
+    last_state = fields.Selection(LOG_STATES, string="Last State")
+    last_attempt_at = fields.Datetime(string="Last Attempt")
+    last_done_at = fields.Datetime(string="Last Done At")
+    last_version = fields.Datetime(
+        string="Last Version Sent", help="The record's update time carried by the last delivery."
+    )
+
+    _sql_constraints = [
+        ("record_unique", "UNIQUE(config_id, res_id)", "One status per record and configuration."),
+    ]
+
+    @api.model
+    def _ensure(self, config, res_ids):
+        """Create the missing status rows (never waits for a running delivery)."""
+        if not res_ids:
+            return
+        self.env.cr.execute(
+            """INSERT INTO api_sync_record_status
+                   (config_id, company_id, res_model, res_id, create_uid, create_date,
+                    write_uid, write_date)
+               SELECT %(config)s, %(company)s, %(model)s, res_id, %(uid)s,
+                      now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC'
+                 FROM unnest(%(ids)s) AS res_id
+               ON CONFLICT (config_id, res_id) DO NOTHING""",
+            {
+                "config": config.id,
+                "company": config.company_id.id or None,
+                "model": config.model_name,
+                "uid": self.env.uid,
+                "ids": list(res_ids),
+            },
+        )
+
+    @api.model
+    def _record_outcome(self, logs):
+        """Reflect the latest state of ``logs`` on their records' status rows."""
+        for log in logs:
+            res_ids = log._res_ids()
+            if not res_ids:
+                continue
+            statuses = self.sudo().search(
+                [("config_id", "=", log.config_id.id), ("res_id", "in", res_ids)]
+            )
+            values = {
+                "last_log_id": log.id,
+                "last_state": log.state,
+                "last_attempt_at": log.last_attempt_at,
+            }
+            if log.state == "done":
+                values.update(last_done_at=log.done_at, last_version=log.record_version)
+            if log.operation != "batch":
+                values["record_name"] = log.record_name
+            statuses.write(values)
+
+    @api.model
+    def get_sync_status(self, records, config=None):
+        """``{record id: {"state", "done_at", "log_id"}}`` of ``records`` for ``config``.
+
+        With no config, the status of every configuration of the records' model is merged,
+        keeping the most recent event. Records never synced are absent.
+        """
+        domain = [("res_model", "=", records._name), ("res_id", "in", records.ids)]
+        if config:
+            domain.append(("config_id", "=", config.id))
+        result = {}
+        for status in self.search(domain, order="last_attempt_at asc nulls first, id"):
+            result[status.res_id] = {
+                "state": status.last_state,
+                "done_at": status.last_done_at,
+                "log_id": status.last_log_id.id,
+                "config_id": status.config_id.id,
+            }
+        return result

@@ -1,0 +1,70 @@
+"""Fixtures for delivery tests: a real HTTP receiver on 127.0.0.1 and a job runner stand-in."""
+
+from odoo.tests import tagged
+
+from odoo.addons.queue_job.exception import RetryableJobError
+from odoo.addons.queue_job.job import Job
+
+from ..engine.receiver import Receiver
+from .common import ApiSyncCase
+
+SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWFwaS1zeW5jLXRlc3Rz"
+
+
+@tagged("post_install", "-at_install")
+class DeliveryCase(ApiSyncCase):
+    """A contacts configuration pointing at a receiver started for each test class."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.receiver = Receiver(secret=SECRET)
+        cls.receiver.__enter__()
+        cls.addClassCleanup(cls.receiver.close)
+        cls.config.write(
+            {
+                "endpoint_url": f"{cls.receiver.url}/hooks/contacts",
+                "auth_type": "bearer",
+                "auth_token": "tok-SECRET-bearer",
+                "signing_secret": SECRET,
+                "timeout": 2,
+                "max_attempts": 3,
+                "backoff_base": 10,
+                "backoff_max": 600,
+            }
+        )
+        for sequence, (path, key) in enumerate([("name", "name"), ("email", "email")]):
+            cls.add_line(path, key, sequence=sequence)
+
+    def setUp(self):
+        super().setUp()
+        self.receiver.received.clear()
+        self.receiver.replies.clear()
+
+    def jobs(self):
+        return self.env["queue.job"].search(
+            [("channel", "=", "root.api_sync"), ("state", "=", "pending")], order="id"
+        )
+
+    def run_jobs(self, once=False):
+        """Perform queued api_sync jobs as the job runner would, without waiting for their eta.
+
+        ``once``: only the jobs queued now (a retry they queue stays queued); otherwise until
+        none is left.
+        """
+        for _round in range(1 if once else 10):
+            records = self.jobs()
+            if not records:
+                return
+            for record in records:
+                job = Job.load(self.env, record.uuid)
+                try:
+                    job.perform()
+                except RetryableJobError as exc:
+                    job.postpone(result=str(exc), seconds=exc.seconds)
+                    job.set_pending(reset_retry=False)
+                else:
+                    job.set_done()
+                job.store()
+        if not once:
+            self.fail("api_sync jobs are still queued after 10 rounds")
