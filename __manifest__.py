@@ -14,8 +14,11 @@
         "security/ir.model.access.csv",
         "data/queue_job_data.xml",
         "views/api_sync_log_views.xml",
+        "views/api_sync_record_status_views.xml",
         "views/api_sync_config_views.xml",
+        "views/ir_actions_server_views.xml",
         "wizard/api_sync_preview_views.xml",
+        "wizard/api_sync_automation_wizard_views.xml",
         "views/api_sync_menus.xml",
     ],
     "demo": [

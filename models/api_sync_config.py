@@ -5,7 +5,7 @@ import time
 import uuid
 from urllib.parse import urlparse
 
-from odoo import api, fields, models
+from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.modules.module import get_manifest
 from odoo.tools import safe_eval, split_every
@@ -13,6 +13,7 @@ from odoo.tools import safe_eval, split_every
 from ..engine import delivery, mapping, wire
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
+USER_GROUP = "api_sync.group_api_sync_user"
 OPERATIONS = ("create", "update", "delete")
 SECRET_FIELDS = ("auth_password", "auth_token", "api_key", "signing_secret")
 
@@ -97,8 +98,29 @@ class ApiSyncConfig(models.Model):
     )
     mapping_ids = fields.One2many("api.sync.field.mapping", "config_id", string="Field Mapping")
     log_ids = fields.One2many("api.sync.log", "config_id", string="Logs")
+    action_ids = fields.One2many(
+        "ir.actions.server",
+        "api_sync_config_id",
+        string="Server Actions",
+        readonly=True,
+        groups="base.group_system",
+    )
+    automation_ids = fields.Many2many(
+        "base.automation",
+        compute="_compute_automation_ids",
+        string="Automation Rules",
+        groups="base.group_system",
+    )
+    automation_count = fields.Integer(compute="_compute_automation_ids", groups="base.group_system")
     log_count = fields.Integer(compute="_compute_log_count", string="Log Count")
     failed_log_count = fields.Integer(compute="_compute_log_count", string="Failed Logs")
+
+    @api.depends("action_ids.base_automation_id")
+    def _compute_automation_ids(self):
+        for config in self:
+            automations = config.with_context(active_test=False).action_ids.base_automation_id
+            config.automation_ids = automations
+            config.automation_count = len(automations)
 
     @api.depends("log_ids.state")
     def _compute_log_count(self):
@@ -113,6 +135,66 @@ class ApiSyncConfig(models.Model):
                 count for (config_id, _state), count in counts.items() if config_id == config.id
             )
             config.failed_log_count = counts.get((config.id, "failed"), 0)
+
+    # -- CRUD ---------------------------------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        configs = super().create(vals_list)
+        self._sync_record_log_actions()
+        return configs
+
+    def write(self, vals):
+        result = super().write(vals)
+        if "active" in vals:
+            rules = self.sudo().with_context(active_test=False).automation_ids
+            rules.filtered(lambda rule: rule.active != vals["active"]).active = vals["active"]
+        if {"active", "model_id"} & set(vals):
+            self._sync_record_log_actions()
+        return result
+
+    def unlink(self):
+        rules = (
+            self.sudo()
+            .with_context(active_test=False)
+            .automation_ids.filtered(
+                lambda rule: all(
+                    action.api_sync_config_id in self for action in rule.action_server_ids
+                )
+            )
+        )
+        result = super().unlink()
+        rules.unlink()
+        self._sync_record_log_actions()
+        return result
+
+    @api.model
+    def _sync_record_log_actions(self):
+        """One "API Sync Logs" context action per model that has an active configuration."""
+        Action = self.env["ir.actions.act_window"].sudo()
+        wanted = self.sudo().search([]).model_id
+        actions = Action.search(
+            [("res_model", "=", "api.sync.log"), ("binding_model_id", "!=", False)]
+        )
+        stale = actions.filtered(lambda action: action.binding_model_id not in wanted)
+        missing = wanted - (actions - stale).binding_model_id
+        stale.unlink()
+        Action.create(
+            [
+                {
+                    "name": self.env._("API Sync Logs"),
+                    "res_model": "api.sync.log",
+                    "view_mode": "list,form",
+                    "binding_model_id": model.id,
+                    "binding_view_types": "list,form",
+                    "domain": f"[('res_model', '=', {model.model!r}), "
+                    "('res_id', 'in', active_ids)]",
+                    "context": "{'create': False}",
+                    "groups_id": [Command.set(self.env.ref(USER_GROUP).ids)],
+                }
+                for model in missing
+            ]
+        )
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -222,6 +304,14 @@ class ApiSyncConfig(models.Model):
 
     # -- mapping --------------------------------------------------------------------------------
 
+    def _mapped_field_names(self):
+        """Fields of the model whose change alters the payload (first segments of the paths)."""
+        self.ensure_one()
+        names = {
+            line.source_path.split(".")[0].strip() for line in self.mapping_ids if line.source_path
+        }
+        return names or {self.env[self.model_name]._rec_name or "display_name"}
+
     def _mapping_lines(self):
         """The mapping as engine lines, in sequence order."""
         self.ensure_one()
@@ -299,6 +389,18 @@ class ApiSyncConfig(models.Model):
             self._user_agent(),
             auth=config._auth_headers(),
             signing_secret=config.signing_secret or None,
+        )
+
+    def _send(self, event_id, body):
+        """One request carrying ``body`` (bytes) to the endpoint; returns its Outcome."""
+        config = self.sudo()
+        return delivery.send(
+            config.http_method,
+            config.endpoint_url,
+            body,
+            config._request_headers(event_id, body, int(time.time())),
+            config.timeout,
+            secrets=config._secret_values(),
         )
 
     def _record_body(self, event_id, record, operation, changed_fields, timestamp):
@@ -516,14 +618,7 @@ class ApiSyncConfig(models.Model):
         self.ensure_one()
         event_id = str(uuid.uuid4())
         body = wire.encode(wire.ping_event(event_id, self.model_name, wire.utc_now()))
-        outcome = delivery.send(
-            self.http_method,
-            self.endpoint_url,
-            body,
-            self._request_headers(event_id, body, int(time.time())),
-            self.timeout,
-            secrets=self._secret_values(),
-        )
+        outcome = self._send(event_id, body)
         if outcome.verdict == "done":
             kind, title = "success", self.env._("Connection OK")
         else:
@@ -555,6 +650,72 @@ class ApiSyncConfig(models.Model):
             "target": "new",
             "context": {"default_config_id": self.id},
         }
+
+    def action_create_automation_rules(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Create Automation Rules"),
+            "res_model": "api.sync.automation.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_config_id": self.id},
+        }
+
+    def action_view_automations(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "base_automation.base_automation_act"
+        )
+        action["domain"] = [("id", "in", self.automation_ids.ids)]
+        action["context"] = {"active_test": False}
+        return action
+
+    def _generate_automation_rules(self, on_create, on_update, on_delete):
+        """Create the standard automation rules calling this configuration; returns them."""
+        self.ensure_one()
+        if on_create and on_update:
+            triggers = [("on_create_or_write", self.env._("on save"))]
+        elif on_create:
+            triggers = [("on_create", self.env._("on creation"))]
+        elif on_update:
+            triggers = [("on_write", self.env._("on update"))]
+        else:
+            triggers = []
+        if on_delete:
+            triggers.append(("on_unlink", self.env._("on deletion")))
+        model_fields = self.env["ir.model.fields"].search(
+            [
+                ("model_id", "=", self.model_id.id),
+                ("name", "in", sorted(self._mapped_field_names())),
+                ("store", "=", True),
+            ]
+        )
+        values = []
+        for trigger, label in triggers:
+            name = self.env._("%(config)s: sync %(when)s", config=self.name, when=label)
+            rule = {
+                "name": name,
+                "model_id": self.model_id.id,
+                "trigger": trigger,
+                "action_server_ids": [
+                    Command.create(
+                        {
+                            "name": name,
+                            "model_id": self.model_id.id,
+                            "state": "api_sync",
+                            "api_sync_config_id": self.id,
+                        }
+                    )
+                ],
+            }
+            if trigger in ("on_write", "on_create_or_write"):
+                rule["trigger_field_ids"] = [Command.set(model_fields.ids)]
+            values.append(rule)
+        rules = self.env["base.automation"].create(values)
+        if not self.active:
+            rules.active = False
+        return rules
 
     def action_view_logs(self):
         self.ensure_one()

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import time
 
 import psycopg2
 from markupsafe import Markup
@@ -186,15 +185,7 @@ class ApiSyncLog(models.Model):
                 return
             if self.state != "pending":
                 return
-        body = self.request_body.encode()
-        outcome = delivery.send(
-            config.http_method,
-            config.endpoint_url,
-            body,
-            config._request_headers(self.idempotency_key, body, int(time.time())),
-            config.timeout,
-            secrets=config._secret_values(),
-        )
+        outcome = config._send(self.idempotency_key, self.request_body.encode())
         attempt = self.attempt_count + 1
         values = {
             "attempt_count": attempt,

@@ -2,3 +2,4 @@ from . import test_config
 from . import test_mapping
 from . import test_security
 from . import test_delivery
+from . import test_automation

@@ -165,7 +165,7 @@ def main():
     parser.add_argument(
         "--require-odoo", action="store_true", help="fail when no Odoo source is available (CI)"
     )
-    parser.add_argument("--test-tags", default="/api_sync")
+    parser.add_argument("--test-tags", default="/api_sync,/base_automation")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     python = sys.executable

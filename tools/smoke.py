@@ -72,6 +72,38 @@ def main():
     if answer["params"]["type"] != "success":
         raise RuntimeError(f"test connection failed: {answer['params']['message']}")
     print(f"[smoke] test connection to the demo receiver: {answer['params']['message'][:60]}")
+
+    def wait_for_log(partner_id, operation):
+        while time.monotonic() < deadline:
+            logs = execute(
+                "api.sync.log",
+                "search_read",
+                [
+                    ("res_id", "=", partner_id),
+                    ("res_model", "=", "res.partner"),
+                    ("operation", "=", operation),
+                ],
+                ["state", "attempt_count", "response_status", "error_message"],
+            )
+            if logs and logs[0]["state"] != "pending":
+                if logs[0]["state"] != "done":
+                    raise RuntimeError(f"{operation} event {logs[0]['state']}: {logs[0]}")
+                return logs[0]
+            time.sleep(0.5)
+        raise RuntimeError(f"the {operation} event of contact {partner_id} was not delivered")
+
+    partner_id = execute("res.partner", "create", {"name": "Smoke Test", "email": "s@x.io"})
+    log = wait_for_log(partner_id, "create")
+    print(
+        f"[smoke] contact {partner_id} created: event delivered "
+        f"(HTTP {log['response_status']}, {log['attempt_count']} attempt)"
+    )
+    execute("res.partner", "write", [partner_id], {"email": "smoke@x.io"})
+    log = wait_for_log(partner_id, "update")
+    print(f"[smoke] contact {partner_id} edited: event delivered (HTTP {log['response_status']})")
+    execute("res.partner", "unlink", [partner_id])
+    wait_for_log(partner_id, "delete")
+    print(f"[smoke] contact {partner_id} deleted: event delivered")
     print("[smoke] OK")
 
 

@@ -1,1 +1,2 @@
 from . import api_sync_preview
+from . import api_sync_automation_wizard
