@@ -173,11 +173,22 @@ def _as_utc(value):
     return value
 
 
-def iso_datetime(value):
-    """A naive (UTC, as Odoo stores it) or aware datetime, or a date, as ISO 8601 with ``Z``."""
+def iso_datetime(value, precise=False):
+    """A naive (UTC, as Odoo stores it) or aware datetime, or a date, as ISO 8601 with ``Z``.
+
+    ``precise`` keeps microseconds (for versions, which order the updates of a record).
+    """
     if not isinstance(value, datetime.datetime):
         value = datetime.datetime.combine(value, datetime.time())
-    return _as_utc(value).isoformat(timespec="seconds") + "Z"
+    value = _as_utc(value)
+    if precise and value.microsecond:
+        return value.isoformat(timespec="microseconds") + "Z"
+    return value.isoformat(timespec="seconds") + "Z"
+
+
+def parse_iso_datetime(text):
+    """The naive UTC datetime of an ISO 8601 text made by :func:`iso_datetime`."""
+    return datetime.datetime.fromisoformat(text.removesuffix("Z")) if text else None
 
 
 def _is_empty(value):

@@ -28,7 +28,7 @@ def record_event(event_id, model, record_id, operation, changed_fields, version,
         "record_id": record_id,
         "operation": operation,
         "changed_fields": sorted(changed_fields) if changed_fields is not None else None,
-        "version": iso_datetime(version) if version else None,
+        "version": iso_datetime(version, precise=True) if version else None,
         "data": data,
     }
 
@@ -44,7 +44,7 @@ def batch_event(event_id, model, items, timestamp):
             {
                 "record_id": record_id,
                 "operation": operation,
-                "version": iso_datetime(version) if version else None,
+                "version": iso_datetime(version, precise=True) if version else None,
                 "data": data,
             }
             for record_id, operation, version, data in items

@@ -5,23 +5,35 @@ import time
 import uuid
 from urllib.parse import urlparse
 
+import psycopg2
+
 from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.modules.module import get_manifest
-from odoo.tools import safe_eval, split_every
+from odoo.tools import SQL, safe_eval, split_every
 
 from ..engine import delivery, mapping, wire
+from .api_sync_run import checkpoint_label
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
 USER_GROUP = "api_sync.group_api_sync_user"
 OPERATIONS = ("create", "update", "delete")
 SECRET_FIELDS = ("auth_password", "auth_token", "api_key", "signing_secret")
+SCHEDULE_FIELDS = {
+    "active",
+    "name",
+    "schedule_active",
+    "schedule_interval_number",
+    "schedule_interval_type",
+}
+INTERVAL_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
+SETTLE_PARAMETER = "api_sync.batch_settle_seconds"
 
 
 class ApiSyncConfig(models.Model):
     _name = "api.sync.config"
     _description = "API Sync Configuration"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "sequence, name, id"
 
     name = fields.Char(required=True, tracking=True)
@@ -112,6 +124,49 @@ class ApiSyncConfig(models.Model):
         groups="base.group_system",
     )
     automation_count = fields.Integer(compute="_compute_automation_ids", groups="base.group_system")
+    # scheduled batch sync
+    schedule_active = fields.Boolean(
+        string="Scheduled Sync",
+        tracking=True,
+        help="Send the records changed since the last run, every interval.",
+    )
+    schedule_interval_number = fields.Integer(string="Every", default=1)
+    schedule_interval_type = fields.Selection(
+        [("minutes", "Minutes"), ("hours", "Hours"), ("days", "Days"), ("weeks", "Weeks")],
+        string="Interval Unit",
+        default="hours",
+    )
+    cron_id = fields.Many2one(
+        "ir.cron", string="Scheduled Action", readonly=True, ondelete="set null", copy=False
+    )
+    checkpoint_date = fields.Datetime(
+        string="Checkpoint Date",
+        readonly=True,
+        copy=False,
+        help="Runs send records changed after this (write_date, id) pair.",
+    )
+    checkpoint_res_id = fields.Integer(string="Checkpoint Record ID", readonly=True, copy=False)
+    checkpoint_display = fields.Char(string="Checkpoint", compute="_compute_checkpoint_display")
+    run_ids = fields.One2many("api.sync.run", "config_id", string="Runs")
+    run_count = fields.Integer(compute="_compute_run_count")
+    last_success_at = fields.Datetime(string="Last Successful Run", readonly=True, copy=False)
+    is_stale = fields.Boolean(
+        string="Stale",
+        readonly=True,
+        copy=False,
+        help="The last successful run is older than three intervals.",
+    )
+    responsible_id = fields.Many2one(
+        "res.users",
+        string="Responsible",
+        default=lambda self: self.env.user,
+        help="Gets an activity when the scheduled sync goes stale.",
+    )
+    log_retention_days = fields.Integer(
+        default=30,
+        help="Delivered and cancelled logs older than this are removed daily (0: keep them). "
+        "Failed logs are kept until retried or cancelled.",
+    )
     log_count = fields.Integer(compute="_compute_log_count", string="Log Count")
     failed_log_count = fields.Integer(compute="_compute_log_count", string="Failed Logs")
 
@@ -121,6 +176,22 @@ class ApiSyncConfig(models.Model):
             automations = config.with_context(active_test=False).action_ids.base_automation_id
             config.automation_ids = automations
             config.automation_count = len(automations)
+
+    @api.depends("checkpoint_date", "checkpoint_res_id")
+    def _compute_checkpoint_display(self):
+        for config in self:
+            config.checkpoint_display = checkpoint_label(
+                config.checkpoint_date, config.checkpoint_res_id
+            ) or self.env._("start (nothing sent yet)")
+
+    def _compute_run_count(self):
+        counts = dict(
+            self.env["api.sync.run"]._read_group(
+                [("config_id", "in", self.ids)], ["config_id"], ["__count"]
+            )
+        )
+        for config in self:
+            config.run_count = counts.get(config, 0)
 
     @api.depends("log_ids.state")
     def _compute_log_count(self):
@@ -142,6 +213,7 @@ class ApiSyncConfig(models.Model):
     def create(self, vals_list):
         configs = super().create(vals_list)
         self._sync_record_log_actions()
+        configs._sync_cron()
         return configs
 
     def write(self, vals):
@@ -151,6 +223,8 @@ class ApiSyncConfig(models.Model):
             rules.filtered(lambda rule: rule.active != vals["active"]).active = vals["active"]
         if {"active", "model_id"} & set(vals):
             self._sync_record_log_actions()
+        if SCHEDULE_FIELDS & set(vals):
+            self._sync_cron()
         return result
 
     def unlink(self):
@@ -163,8 +237,10 @@ class ApiSyncConfig(models.Model):
                 )
             )
         )
+        crons = self.sudo().cron_id
         result = super().unlink()
         rules.unlink()
+        crons.unlink()
         self._sync_record_log_actions()
         return result
 
@@ -209,6 +285,24 @@ class ApiSyncConfig(models.Model):
                         "host, e.g. https://api.example.com/hooks (got %(url)r).",
                         config=config.display_name,
                         url=config.endpoint_url,
+                    )
+                )
+
+    @api.constrains("schedule_active", "schedule_interval_number", "log_retention_days")
+    def _check_schedule(self):
+        for config in self:
+            if config.schedule_active and config.schedule_interval_number <= 0:
+                raise ValidationError(
+                    self.env._(
+                        "Every (interval) of %(config)s must be greater than zero.",
+                        config=config.display_name,
+                    )
+                )
+            if config.log_retention_days < 0:
+                raise ValidationError(
+                    self.env._(
+                        "Log Retention Days of %(config)s cannot be negative (0 keeps logs).",
+                        config=config.display_name,
                     )
                 )
 
@@ -606,6 +700,281 @@ class ApiSyncConfig(models.Model):
         for log in logs:
             log._enqueue()
         return logs
+
+    # -- scheduled batch sync -------------------------------------------------------------------
+
+    def _sync_cron(self):
+        """Keep each configuration's own scheduled action in line with its schedule."""
+        for config in self.sudo().with_context(active_test=False):
+            wanted = config.schedule_active and config.active
+            if not config.cron_id and not wanted:
+                continue
+            values = {
+                "name": self.env._("API Sync: %(config)s", config=config.name),
+                "active": wanted,
+                "interval_number": max(config.schedule_interval_number, 1),
+                "interval_type": config.schedule_interval_type or "hours",
+            }
+            if config.cron_id:
+                config.cron_id.write(values)
+            else:
+                config.cron_id = self.env["ir.cron"].create(
+                    {
+                        **values,
+                        "model_id": self.env["ir.model"]._get_id("api.sync.config"),
+                        "state": "code",
+                        "code": f"model.browse({config.id})._run_scheduled()",
+                        "user_id": self.env.ref("base.user_root").id,
+                    }
+                )
+
+    def _run_scheduled(self):
+        """Entry point of the configuration's scheduled action."""
+        for config in self.filtered("active"):
+            config._start_run("cron")
+
+    def action_run_now(self):
+        """Start a run now; it sends the records changed since the checkpoint."""
+        self.ensure_one()
+        return self._start_run("manual")._action_open()
+
+    def action_full_resync(self):
+        """Reset the checkpoint and start a run: every record in the domain is sent again."""
+        self.ensure_one()
+        return self._start_run("full_resync")._action_open()
+
+    def action_view_runs(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("api_sync.action_api_sync_run")
+        action["domain"] = [("config_id", "=", self.id)]
+        return action
+
+    def _move_checkpoint(self, write_date, res_id):
+        """Move the checkpoint forward (never back) to ``(write_date, res_id)``."""
+        self.ensure_one()
+        current = (self.checkpoint_date, self.checkpoint_res_id)
+        if self.checkpoint_date and current >= (write_date, res_id):
+            return
+        self.sudo().write({"checkpoint_date": write_date, "checkpoint_res_id": res_id})
+
+    def _record_success(self, run):
+        self.sudo().write({"last_success_at": run.date_end, "is_stale": False})
+
+    def _start_run(self, trigger):
+        """Select the records changed after the checkpoint and queue their delivery.
+
+        Records are taken in ``(write_date, id)`` order, chunk by chunk. Runs of a configuration
+        never overlap: a run that finds another one still delivering is recorded as skipped; one
+        whose deliveries were lost (crash) is closed, and this run resumes from the checkpoint.
+        """
+        self.ensure_one()
+        config = self.sudo()
+        Run = self.env["api.sync.run"].sudo()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    "SELECT id FROM api_sync_config WHERE id = %s FOR UPDATE NOWAIT", (self.id,)
+                )
+        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
+            return config._skipped_run(trigger, self.env._("Another run was starting."))
+        for running in Run.search([("config_id", "=", self.id), ("state", "=", "running")]):
+            if running._is_alive():
+                return config._skipped_run(
+                    trigger,
+                    self.env._("Run %(run)s is still delivering.", run=running.display_name),
+                )
+            running._close_interrupted()
+        if trigger == "full_resync":
+            config.write({"checkpoint_date": False, "checkpoint_res_id": 0})
+        run = Run.create(
+            {
+                "config_id": self.id,
+                "trigger": trigger,
+                "checkpoint_before": checkpoint_label(
+                    config.checkpoint_date, config.checkpoint_res_id
+                ),
+            }
+        )
+        config._select_and_queue(run)
+        return run
+
+    def _skipped_run(self, trigger, reason):
+        now = fields.Datetime.now()
+        return (
+            self.env["api.sync.run"]
+            .sudo()
+            .create(
+                {
+                    "config_id": self.id,
+                    "trigger": trigger,
+                    "state": "skipped",
+                    "date_start": now,
+                    "date_end": now,
+                    "note": reason,
+                    "checkpoint_before": self.checkpoint_display,
+                    "checkpoint_after": self.checkpoint_display,
+                }
+            )
+        )
+
+    def _select_and_queue(self, run):
+        """Page through the records after the checkpoint and queue one delivery per chunk.
+
+        Records already delivered in their current version (by real-time syncs or an earlier
+        run) are skipped, so resuming after a failed chunk sends nothing twice; a full resync
+        sends them all.
+        """
+        last_date, last_id = self.checkpoint_date, self.checkpoint_res_id
+        horizon = self._selection_horizon()
+        Log = self.env["api.sync.log"].sudo()
+        selected = skipped = 0
+        while page := self._select_page(last_date, last_id, horizon):
+            selected += len(page)
+            last_id, last_date = page[-1]
+            delivered = (
+                {}
+                if run.trigger == "full_resync"
+                else self._delivered_versions([res_id for res_id, _date in page])
+            )
+            todo = [(res_id, date) for res_id, date in page if delivered.get(res_id) != date]
+            skipped += len(page) - len(todo)
+            run.write({"selection_end_date": last_date, "selection_end_id": last_id})
+            if todo:
+                logs = Log.create(self._run_log_values(run, todo))
+                self.env["api.sync.record.status"]._ensure(self, [res_id for res_id, _d in todo])
+                if self.delivery_mode == "batch":
+                    for log in logs:
+                        log._enqueue()
+                else:
+                    logs._enqueue()
+            # keep memory flat over large selections
+            self.env.flush_all()
+            self.env.invalidate_all()
+        run.write({"count_selected": selected, "skipped_at_selection": skipped})
+        run._advance()
+
+    def _run_log_values(self, run, todo):
+        """Log values of one chunk: one batch event, or one event per record."""
+        common = {
+            "config_id": self.id,
+            "res_model": self.model_name,
+            "run_id": run.id,
+            "attempts_allowed": self.max_attempts,
+        }
+        if self.delivery_mode == "batch":
+            return [
+                {
+                    **common,
+                    "operation": "batch",
+                    "batch_res_ids": json.dumps([res_id for res_id, _date in todo]),
+                    "record_name": self.env._("%(count)s records", count=len(todo)),
+                    "idempotency_key": str(uuid.uuid4()),
+                    "checkpoint_date": todo[-1][1],
+                    "checkpoint_res_id": todo[-1][0],
+                }
+            ]
+        records = (
+            self.env[self.model_name]
+            .sudo()
+            .with_context(active_test=False)
+            .browse([res_id for res_id, _date in todo])
+        )
+        names = {record.id: record.display_name for record in records}
+        return [
+            {
+                **common,
+                "operation": "update",
+                "res_id": res_id,
+                "record_name": names.get(res_id),
+                "idempotency_key": str(uuid.uuid4()),
+                "checkpoint_date": date,
+                "checkpoint_res_id": res_id,
+            }
+            for res_id, date in todo
+        ]
+
+    def _selection_horizon(self):
+        """Records written at or after this instant may belong to transactions still running.
+
+        It is the start of the oldest other transaction in progress on this database, and no
+        later than a few seconds ago: a run never moves its checkpoint past records that are not
+        committed yet, so they are picked up by the next run instead of being skipped.
+        """
+        settle = int(self.env["ir.config_parameter"].sudo().get_param(SETTLE_PARAMETER, "2"))
+        self.env.cr.execute(
+            """SELECT LEAST(
+                   (SELECT min(xact_start) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()
+                       AND state <> 'idle' AND xact_start IS NOT NULL),
+                   statement_timestamp() - make_interval(secs => %s)
+               ) AT TIME ZONE 'UTC'""",
+            (settle,),
+        )
+        return self.env.cr.fetchone()[0]
+
+    def _select_page(self, last_date, last_id, horizon):
+        """The next ``batch_size`` ``(id, write_date)`` of the domain after the given pair."""
+        Model = self.env[self.model_name].sudo().with_context(active_test=False)
+        query = Model._search(self._get_domain())
+        table = Model._table
+        write_date = SQL("COALESCE(%s, '1970-01-01')", SQL.identifier(table, "write_date"))
+        record_id = SQL.identifier(table, "id")
+        if last_date:
+            query.add_where(SQL("(%s, %s) > (%s, %s)", write_date, record_id, last_date, last_id))
+        query.add_where(SQL("%s < %s", write_date, horizon))
+        query.order = SQL("%s, %s", write_date, record_id)
+        query.limit = self.batch_size
+        self.env.cr.execute(query.select(record_id, write_date))
+        return self.env.cr.fetchall()
+
+    def _delivered_versions(self, res_ids):
+        """``{record id: version}`` of the records last delivered to this configuration."""
+        self.env.cr.execute(
+            """SELECT res_id, last_version FROM api_sync_record_status
+                WHERE config_id = %s AND res_id = ANY(%s) AND last_state = 'done'""",
+            (self.id, res_ids),
+        )
+        return dict(self.env.cr.fetchall())
+
+    @api.model
+    def _cron_cleanup_logs(self):
+        """Daily: remove delivered and cancelled logs older than each configuration keeps."""
+        Log = self.env["api.sync.log"].sudo()
+        for config in (
+            self.sudo().with_context(active_test=False).search([("log_retention_days", ">", 0)])
+        ):
+            limit = fields.Datetime.subtract(fields.Datetime.now(), days=config.log_retention_days)
+            Log.search(
+                [
+                    ("config_id", "=", config.id),
+                    ("state", "in", ("done", "cancelled")),
+                    ("create_date", "<", limit),
+                ]
+            ).unlink()
+
+    @api.model
+    def _cron_check_stale(self):
+        """Flag scheduled configurations whose last success is older than three intervals."""
+        now = fields.Datetime.now()
+        for config in self.sudo().search([("schedule_active", "=", True)]):
+            interval = INTERVAL_SECONDS[config.schedule_interval_type or "hours"]
+            limit = fields.Datetime.subtract(
+                now, seconds=3 * interval * config.schedule_interval_number
+            )
+            reference = config.last_success_at or config.create_date
+            stale = reference < limit
+            if stale and not config.is_stale:
+                config.activity_schedule(
+                    "mail.mail_activity_data_todo",
+                    summary=self.env._("API sync is stale"),
+                    note=self.env._(
+                        "No successful run of %(config)s since %(when)s: check its runs and logs.",
+                        config=config.name,
+                        when=reference,
+                    ),
+                    user_id=(config.responsible_id or self.env.ref("base.user_admin")).id,
+                )
+            config.is_stale = stale
 
     # -- actions --------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from odoo.exceptions import UserError
 from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..engine import delivery, wire
+from ..engine.mapping import parse_iso_datetime
 
 _logger = logging.getLogger(__name__)
 
@@ -72,6 +73,11 @@ class ApiSyncLog(models.Model):
     next_retry_at = fields.Datetime(string="Next Retry")
     done_at = fields.Datetime(string="Delivered At")
     job_uuid = fields.Char(string="Job UUID", readonly=True, index=True)
+    run_id = fields.Many2one("api.sync.run", string="Run", ondelete="set null", index=True)
+    checkpoint_date = fields.Datetime(
+        help="Within a run: write_date of the last record this event carries."
+    )
+    checkpoint_res_id = fields.Integer(help="Within a run: id of the last record it carries.")
 
     _sql_constraints = [
         ("idempotency_key_unique", "UNIQUE(idempotency_key)", "Event IDs are unique."),
@@ -225,6 +231,7 @@ class ApiSyncLog(models.Model):
                 self.write(
                     {
                         "state": "cancelled",
+                        "error_class": "RecordDeleted",
                         "error_message": self.env._(
                             "The record was deleted before its %(operation)s was sent.",
                             operation=self.operation,
@@ -286,7 +293,26 @@ class ApiSyncLog(models.Model):
         )
 
     def _update_status(self):
+        """Reflect the outcome on the records' status, and on the run the events belong to."""
         self.env["api.sync.record.status"]._record_outcome(self)
+        finished = self.filtered(lambda log: log.state != "pending")
+        finished.run_id.filtered(lambda run: run.state == "running")._queue_advance()
+
+    def _record_versions(self):
+        """``{record id: version sent or to be sent}`` (version None when not captured)."""
+        if self.operation != "batch":
+            return {self.res_id: self.record_version or None} if self.res_id else {}
+        versions = dict.fromkeys(self._res_ids())
+        if self.request_body:
+            for item in json.loads(self.request_body)["records"]:
+                versions[item["record_id"]] = parse_iso_datetime(item["version"])
+        return versions
+
+    def _sent_count(self):
+        """How many records the event carried (a batch leaves out records deleted meanwhile)."""
+        if self.operation != "batch":
+            return 1
+        return len(json.loads(self.request_body)["records"]) if self.request_body else 0
 
     # -- buttons ------------------------------------------------------------------------------
 

@@ -56,24 +56,38 @@ class ApiSyncRecordStatus(models.Model):
 
     @api.model
     def _record_outcome(self, logs):
-        """Reflect the latest state of ``logs`` on their records' status rows."""
+        """Reflect the latest state of ``logs`` on their records' status rows (in bulk)."""
         for log in logs:
-            res_ids = log._res_ids()
-            if not res_ids:
+            versions = log._record_versions()
+            if not versions:
                 continue
-            statuses = self.sudo().search(
-                [("config_id", "=", log.config_id.id), ("res_id", "in", res_ids)]
+            done = log.state == "done"
+            self.env.cr.execute(
+                """UPDATE api_sync_record_status AS s
+                      SET last_log_id = %(log)s, last_state = %(state)s,
+                          last_attempt_at = %(attempt)s,
+                          last_done_at = CASE WHEN %(done)s THEN %(done_at)s
+                                              ELSE s.last_done_at END,
+                          last_version = CASE WHEN %(done)s THEN v.version
+                                              ELSE s.last_version END,
+                          record_name = COALESCE(%(name)s, s.record_name),
+                          write_uid = %(uid)s, write_date = now() AT TIME ZONE 'UTC'
+                     FROM unnest(%(ids)s::int[], %(versions)s::timestamp[]) AS v(res_id, version)
+                    WHERE s.config_id = %(config)s AND s.res_id = v.res_id""",
+                {
+                    "log": log.id,
+                    "state": log.state,
+                    "attempt": log.last_attempt_at or None,
+                    "done": done,
+                    "done_at": log.done_at or None,
+                    "name": None if log.operation == "batch" else log.record_name,
+                    "uid": self.env.uid,
+                    "ids": list(versions),
+                    "versions": list(versions.values()),
+                    "config": log.config_id.id,
+                },
             )
-            values = {
-                "last_log_id": log.id,
-                "last_state": log.state,
-                "last_attempt_at": log.last_attempt_at,
-            }
-            if log.state == "done":
-                values.update(last_done_at=log.done_at, last_version=log.record_version)
-            if log.operation != "batch":
-                values["record_name"] = log.record_name
-            statuses.write(values)
+        self.invalidate_model()
 
     @api.model
     def get_sync_status(self, records, config=None):

@@ -8,6 +8,7 @@ from odoo import fields
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
+from ..engine.mapping import iso_datetime
 from ..engine.receiver import Reply
 from .delivery_common import SECRET, DeliveryCase
 
@@ -49,7 +50,7 @@ class TestDelivery(DeliveryCase):
         self.assertIsNone(body["changed_fields"])
         self.assertEqual(body["data"], {"name": "Dora Sync", "email": "d@x.io"})
         self.assertTrue(body["timestamp"].endswith("Z"))
-        self.assertEqual(body["version"], partner.write_date.isoformat(timespec="seconds") + "Z")
+        self.assertEqual(body["version"], iso_datetime(partner.write_date, precise=True))
         self.assertEqual(log.request_body.encode(), request.body)
         self.assertEqual(
             self.env["api.sync.record.status"].get_sync_status(partner, self.config)[partner.id][
