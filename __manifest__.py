@@ -26,6 +26,4 @@
     "demo": [
         "demo/api_sync_demo.xml",
     ],
-    "installable": True,
-    "application": False,
 }

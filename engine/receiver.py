@@ -5,8 +5,11 @@ given a signing secret, verifies Standard Webhooks signatures. Run it as a progr
 ``python -m engine.receiver --port 8075 --secret whsec_...`` prints each event it receives.
 """
 
+# pylint: disable=print-used  # printing received events is what the demo receiver is for
+
 import argparse
 import collections
+import contextlib
 import json
 import threading
 import time
@@ -158,10 +161,8 @@ def main():
     args = parser.parse_args()
     with Receiver(args.port, args.secret, args.delay, echo=True, keep=False) as receiver:
         print(f"[receiver] listening on {receiver.url}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

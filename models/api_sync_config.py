@@ -5,12 +5,10 @@ import time
 import uuid
 from urllib.parse import urlparse
 
-import psycopg2
-
 from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.modules.module import get_manifest
-from odoo.tools import SQL, safe_eval, split_every
+from odoo.tools import safe_eval, split_every
 
 from ..engine import delivery, mapping, wire
 from .api_sync_run import checkpoint_label
@@ -27,7 +25,6 @@ SCHEDULE_FIELDS = {
     "schedule_interval_type",
 }
 INTERVAL_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
-SETTLE_PARAMETER = "api_sync.batch_settle_seconds"
 
 
 class ApiSyncConfig(models.Model):
@@ -46,7 +43,6 @@ class ApiSyncConfig(models.Model):
     )
     model_id = fields.Many2one(
         "ir.model",
-        string="Model",
         required=True,
         ondelete="cascade",
         domain=[("transient", "=", False), ("model", "not like", "api.sync.%")],
@@ -140,7 +136,6 @@ class ApiSyncConfig(models.Model):
         "ir.cron", string="Scheduled Action", readonly=True, ondelete="set null", copy=False
     )
     checkpoint_date = fields.Datetime(
-        string="Checkpoint Date",
         readonly=True,
         copy=False,
         help="Runs send records changed after this (write_date, id) pair.",
@@ -158,7 +153,6 @@ class ApiSyncConfig(models.Model):
     )
     responsible_id = fields.Many2one(
         "res.users",
-        string="Responsible",
         default=lambda self: self.env.user,
         help="Gets an activity when the scheduled sync goes stale.",
     )
@@ -167,7 +161,7 @@ class ApiSyncConfig(models.Model):
         help="Delivered and cancelled logs older than this are removed daily (0: keep them). "
         "Failed logs are kept until retried or cancelled.",
     )
-    log_count = fields.Integer(compute="_compute_log_count", string="Log Count")
+    log_count = fields.Integer(compute="_compute_log_count")
     failed_log_count = fields.Integer(compute="_compute_log_count", string="Failed Logs")
 
     @api.depends("action_ids.base_automation_id")
@@ -248,7 +242,7 @@ class ApiSyncConfig(models.Model):
     def _sync_record_log_actions(self):
         """One "API Sync Logs" context action per model that has an active configuration."""
         Action = self.env["ir.actions.act_window"].sudo()
-        wanted = self.sudo().search([]).model_id
+        wanted = self.sudo().search([("active", "=", True)]).model_id
         actions = Action.search(
             [("res_model", "=", "api.sync.log"), ("binding_model_id", "!=", False)]
         )
@@ -578,8 +572,9 @@ class ApiSyncConfig(models.Model):
         fields_text = ",".join(sorted(set(changed_fields))) if changed_fields else False
         merged = Log
         if operation != "delete":
-            merged = self._merge_into_pending(records, operation, changed_fields)
-        todo = records.filtered(lambda record: record.id not in set(merged.mapped("res_id")))
+            merged = self._merge_into_pending(records, changed_fields)
+        merged_ids = set(merged.mapped("res_id"))
+        todo = records.filtered(lambda record: record.id not in merged_ids)
         values = [
             {
                 "config_id": self.id,
@@ -636,7 +631,7 @@ class ApiSyncConfig(models.Model):
             )
         return captured
 
-    def _merge_into_pending(self, records, operation, changed_fields):
+    def _merge_into_pending(self, records, changed_fields):
         """Fold an update into the record's event that is queued and not yet attempted.
 
         The event reads the record when it is sent, so it will carry this change too. Logs that
@@ -761,180 +756,9 @@ class ApiSyncConfig(models.Model):
         self.sudo().write({"last_success_at": run.date_end, "is_stale": False})
 
     def _start_run(self, trigger):
-        """Select the records changed after the checkpoint and queue their delivery.
-
-        Records are taken in ``(write_date, id)`` order, chunk by chunk. Runs of a configuration
-        never overlap: a run that finds another one still delivering is recorded as skipped; one
-        whose deliveries were lost (crash) is closed, and this run resumes from the checkpoint.
-        """
+        """Start a batch run of this configuration (see ``api.sync.run._start``)."""
         self.ensure_one()
-        config = self.sudo()
-        Run = self.env["api.sync.run"].sudo()
-        try:
-            with self.env.cr.savepoint(flush=False):
-                self.env.cr.execute(
-                    "SELECT id FROM api_sync_config WHERE id = %s FOR UPDATE NOWAIT", (self.id,)
-                )
-        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
-            return config._skipped_run(trigger, self.env._("Another run was starting."))
-        for running in Run.search([("config_id", "=", self.id), ("state", "=", "running")]):
-            if running._is_alive():
-                return config._skipped_run(
-                    trigger,
-                    self.env._("Run %(run)s is still delivering.", run=running.display_name),
-                )
-            running._close_interrupted()
-        if trigger == "full_resync":
-            config.write({"checkpoint_date": False, "checkpoint_res_id": 0})
-        run = Run.create(
-            {
-                "config_id": self.id,
-                "trigger": trigger,
-                "checkpoint_before": checkpoint_label(
-                    config.checkpoint_date, config.checkpoint_res_id
-                ),
-            }
-        )
-        config._select_and_queue(run)
-        return run
-
-    def _skipped_run(self, trigger, reason):
-        now = fields.Datetime.now()
-        return (
-            self.env["api.sync.run"]
-            .sudo()
-            .create(
-                {
-                    "config_id": self.id,
-                    "trigger": trigger,
-                    "state": "skipped",
-                    "date_start": now,
-                    "date_end": now,
-                    "note": reason,
-                    "checkpoint_before": self.checkpoint_display,
-                    "checkpoint_after": self.checkpoint_display,
-                }
-            )
-        )
-
-    def _select_and_queue(self, run):
-        """Page through the records after the checkpoint and queue one delivery per chunk.
-
-        Records already delivered in their current version (by real-time syncs or an earlier
-        run) are skipped, so resuming after a failed chunk sends nothing twice; a full resync
-        sends them all.
-        """
-        last_date, last_id = self.checkpoint_date, self.checkpoint_res_id
-        horizon = self._selection_horizon()
-        Log = self.env["api.sync.log"].sudo()
-        selected = skipped = 0
-        while page := self._select_page(last_date, last_id, horizon):
-            selected += len(page)
-            last_id, last_date = page[-1]
-            delivered = (
-                {}
-                if run.trigger == "full_resync"
-                else self._delivered_versions([res_id for res_id, _date in page])
-            )
-            todo = [(res_id, date) for res_id, date in page if delivered.get(res_id) != date]
-            skipped += len(page) - len(todo)
-            run.write({"selection_end_date": last_date, "selection_end_id": last_id})
-            if todo:
-                logs = Log.create(self._run_log_values(run, todo))
-                self.env["api.sync.record.status"]._ensure(self, [res_id for res_id, _d in todo])
-                if self.delivery_mode == "batch":
-                    for log in logs:
-                        log._enqueue()
-                else:
-                    logs._enqueue()
-            # keep memory flat over large selections
-            self.env.flush_all()
-            self.env.invalidate_all()
-        run.write({"count_selected": selected, "skipped_at_selection": skipped})
-        run._advance()
-
-    def _run_log_values(self, run, todo):
-        """Log values of one chunk: one batch event, or one event per record."""
-        common = {
-            "config_id": self.id,
-            "res_model": self.model_name,
-            "run_id": run.id,
-            "attempts_allowed": self.max_attempts,
-        }
-        if self.delivery_mode == "batch":
-            return [
-                {
-                    **common,
-                    "operation": "batch",
-                    "batch_res_ids": json.dumps([res_id for res_id, _date in todo]),
-                    "record_name": self.env._("%(count)s records", count=len(todo)),
-                    "idempotency_key": str(uuid.uuid4()),
-                    "checkpoint_date": todo[-1][1],
-                    "checkpoint_res_id": todo[-1][0],
-                }
-            ]
-        records = (
-            self.env[self.model_name]
-            .sudo()
-            .with_context(active_test=False)
-            .browse([res_id for res_id, _date in todo])
-        )
-        names = {record.id: record.display_name for record in records}
-        return [
-            {
-                **common,
-                "operation": "update",
-                "res_id": res_id,
-                "record_name": names.get(res_id),
-                "idempotency_key": str(uuid.uuid4()),
-                "checkpoint_date": date,
-                "checkpoint_res_id": res_id,
-            }
-            for res_id, date in todo
-        ]
-
-    def _selection_horizon(self):
-        """Records written at or after this instant may belong to transactions still running.
-
-        It is the start of the oldest other transaction in progress on this database, and no
-        later than a few seconds ago: a run never moves its checkpoint past records that are not
-        committed yet, so they are picked up by the next run instead of being skipped.
-        """
-        settle = int(self.env["ir.config_parameter"].sudo().get_param(SETTLE_PARAMETER, "2"))
-        self.env.cr.execute(
-            """SELECT LEAST(
-                   (SELECT min(xact_start) FROM pg_stat_activity
-                     WHERE datname = current_database() AND pid <> pg_backend_pid()
-                       AND state <> 'idle' AND xact_start IS NOT NULL),
-                   statement_timestamp() - make_interval(secs => %s)
-               ) AT TIME ZONE 'UTC'""",
-            (settle,),
-        )
-        return self.env.cr.fetchone()[0]
-
-    def _select_page(self, last_date, last_id, horizon):
-        """The next ``batch_size`` ``(id, write_date)`` of the domain after the given pair."""
-        Model = self.env[self.model_name].sudo().with_context(active_test=False)
-        query = Model._search(self._get_domain())
-        table = Model._table
-        write_date = SQL("COALESCE(%s, '1970-01-01')", SQL.identifier(table, "write_date"))
-        record_id = SQL.identifier(table, "id")
-        if last_date:
-            query.add_where(SQL("(%s, %s) > (%s, %s)", write_date, record_id, last_date, last_id))
-        query.add_where(SQL("%s < %s", write_date, horizon))
-        query.order = SQL("%s, %s", write_date, record_id)
-        query.limit = self.batch_size
-        self.env.cr.execute(query.select(record_id, write_date))
-        return self.env.cr.fetchall()
-
-    def _delivered_versions(self, res_ids):
-        """``{record id: version}`` of the records last delivered to this configuration."""
-        self.env.cr.execute(
-            """SELECT res_id, last_version FROM api_sync_record_status
-                WHERE config_id = %s AND res_id = ANY(%s) AND last_state = 'done'""",
-            (self.id, res_ids),
-        )
-        return dict(self.env.cr.fetchall())
+        return self.env["api.sync.run"].sudo()._start(self.sudo(), trigger)
 
     @api.model
     def _cron_cleanup_logs(self):

@@ -64,16 +64,16 @@ class ApiSyncLog(models.Model):
         help="The exact JSON sent; captured at the first attempt (at the call for deletions)."
     )
     record_version = fields.Datetime(help="The record's last update time carried by the event.")
-    response_status = fields.Integer(string="Response Status")
+    response_status = fields.Integer()
     response_body = fields.Text(string="Response Excerpt")
     duration_ms = fields.Integer(string="Duration (ms)")
     error_class = fields.Char()
     error_message = fields.Text()
     last_attempt_at = fields.Datetime(string="Last Attempt")
-    next_retry_at = fields.Datetime(string="Next Retry")
+    next_retry_at = fields.Datetime()
     done_at = fields.Datetime(string="Delivered At")
     job_uuid = fields.Char(string="Job UUID", readonly=True, index=True)
-    run_id = fields.Many2one("api.sync.run", string="Run", ondelete="set null", index=True)
+    run_id = fields.Many2one("api.sync.run", ondelete="set null", index=True)
     checkpoint_date = fields.Datetime(
         help="Within a run: write_date of the last record this event carries."
     )

@@ -21,9 +21,9 @@ class ApiSyncRecordStatus(models.Model):
     )
     record_name = fields.Char(string="Record")
     last_log_id = fields.Many2one("api.sync.log", string="Last Event", ondelete="set null")
-    last_state = fields.Selection(LOG_STATES, string="Last State")
+    last_state = fields.Selection(LOG_STATES)
     last_attempt_at = fields.Datetime(string="Last Attempt")
-    last_done_at = fields.Datetime(string="Last Done At")
+    last_done_at = fields.Datetime()
     last_version = fields.Datetime(
         string="Last Version Sent", help="The record's update time carried by the last delivery."
     )

@@ -1,7 +1,13 @@
 """One scheduled or manual batch sync of a configuration: what it selected, sent, and where it left
 the checkpoint."""
 
+import json
+import uuid
+
+import psycopg2
+
 from odoo import api, fields, models
+from odoo.tools import SQL
 
 RUN_STATES = [
     ("running", "Running"),
@@ -11,6 +17,7 @@ RUN_STATES = [
     ("skipped", "Skipped"),
 ]
 LIVE_JOB_STATES = ("wait_dependencies", "pending", "enqueued", "started")
+SETTLE_PARAMETER = "api_sync.batch_settle_seconds"
 
 
 def checkpoint_label(write_date, res_id):
@@ -73,6 +80,183 @@ class ApiSyncRun(models.Model):
     def _compute_display_name(self):
         for run in self:
             run.display_name = f"{run.config_id.name} {fields.Datetime.to_string(run.date_start)}"
+
+    # -- starting a run -----------------------------------------------------------------------
+
+    @api.model
+    def _start(self, config, trigger):
+        """Select the records of ``config`` changed after its checkpoint and queue them.
+
+        Records are taken in ``(write_date, id)`` order, chunk by chunk. Runs of a configuration
+        never overlap: a run that finds another one still delivering is recorded as skipped; one
+        whose deliveries were lost (crash) is closed, and this run resumes from the checkpoint.
+        """
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    "SELECT id FROM api_sync_config WHERE id = %s FOR UPDATE NOWAIT", (config.id,)
+                )
+        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
+            return self._create_skipped(config, trigger, self.env._("Another run was starting."))
+        for running in self.search([("config_id", "=", config.id), ("state", "=", "running")]):
+            if running._is_alive():
+                return self._create_skipped(
+                    config,
+                    trigger,
+                    self.env._("Run %(run)s is still delivering.", run=running.display_name),
+                )
+            running._close_interrupted()
+        if trigger == "full_resync":
+            config.write({"checkpoint_date": False, "checkpoint_res_id": 0})
+        run = self.create(
+            {
+                "config_id": config.id,
+                "trigger": trigger,
+                "checkpoint_before": checkpoint_label(
+                    config.checkpoint_date, config.checkpoint_res_id
+                ),
+            }
+        )
+        run._select_and_queue()
+        return run
+
+    @api.model
+    def _create_skipped(self, config, trigger, reason):
+        now = fields.Datetime.now()
+        return self.create(
+            {
+                "config_id": config.id,
+                "trigger": trigger,
+                "state": "skipped",
+                "date_start": now,
+                "date_end": now,
+                "note": reason,
+                "checkpoint_before": config.checkpoint_display,
+                "checkpoint_after": config.checkpoint_display,
+            }
+        )
+
+    def _select_and_queue(self):
+        """Page through the records after the checkpoint and queue one delivery per chunk.
+
+        Records already delivered in their current version (by real-time syncs or an earlier
+        run) are skipped, so resuming after a failed chunk sends nothing twice; a full resync
+        sends them all.
+        """
+        config = self.config_id
+        last_date, last_id = config.checkpoint_date, config.checkpoint_res_id
+        horizon = self._selection_horizon()
+        Log = self.env["api.sync.log"].sudo()
+        selected = skipped = 0
+        while page := self._select_page(last_date, last_id, horizon):
+            selected += len(page)
+            last_id, last_date = page[-1]
+            delivered = (
+                {}
+                if self.trigger == "full_resync"
+                else self._delivered_versions([res_id for res_id, _date in page])
+            )
+            todo = [(res_id, date) for res_id, date in page if delivered.get(res_id) != date]
+            skipped += len(page) - len(todo)
+            self.write({"selection_end_date": last_date, "selection_end_id": last_id})
+            if todo:
+                logs = Log.create(self._log_values(todo))
+                self.env["api.sync.record.status"]._ensure(config, [r for r, _date in todo])
+                if config.delivery_mode == "batch":
+                    for log in logs:
+                        log._enqueue()
+                else:
+                    logs._enqueue()
+            # keep memory flat over large selections
+            self.env.flush_all()
+            self.env.invalidate_all()
+        self.write({"count_selected": selected, "skipped_at_selection": skipped})
+        self._advance()
+
+    def _log_values(self, todo):
+        """Log values of one chunk: one batch event, or one event per record."""
+        config = self.config_id
+        common = {
+            "config_id": config.id,
+            "res_model": config.model_name,
+            "run_id": self.id,
+            "attempts_allowed": config.max_attempts,
+        }
+        if config.delivery_mode == "batch":
+            return [
+                {
+                    **common,
+                    "operation": "batch",
+                    "batch_res_ids": json.dumps([res_id for res_id, _date in todo]),
+                    "record_name": self.env._("%(count)s records", count=len(todo)),
+                    "idempotency_key": str(uuid.uuid4()),
+                    "checkpoint_date": todo[-1][1],
+                    "checkpoint_res_id": todo[-1][0],
+                }
+            ]
+        records = (
+            self.env[config.model_name]
+            .sudo()
+            .with_context(active_test=False)
+            .browse([res_id for res_id, _date in todo])
+        )
+        names = {record.id: record.display_name for record in records}
+        return [
+            {
+                **common,
+                "operation": "update",
+                "res_id": res_id,
+                "record_name": names.get(res_id),
+                "idempotency_key": str(uuid.uuid4()),
+                "checkpoint_date": date,
+                "checkpoint_res_id": res_id,
+            }
+            for res_id, date in todo
+        ]
+
+    def _selection_horizon(self):
+        """Records written at or after this instant may belong to transactions still running.
+
+        It is the start of the oldest other transaction in progress on this database, and no
+        later than a few seconds ago: a run never moves its checkpoint past records that are not
+        committed yet, so they are picked up by the next run instead of being skipped.
+        """
+        settle = int(self.env["ir.config_parameter"].sudo().get_param(SETTLE_PARAMETER, "2"))
+        self.env.cr.execute(
+            """SELECT LEAST(
+                   (SELECT min(xact_start) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()
+                       AND state <> 'idle' AND xact_start IS NOT NULL),
+                   statement_timestamp() - make_interval(secs => %s)
+               ) AT TIME ZONE 'UTC'""",
+            (settle,),
+        )
+        return self.env.cr.fetchone()[0]
+
+    def _select_page(self, last_date, last_id, horizon):
+        """The next Batch Size ``(id, write_date)`` pairs of the domain after the given pair."""
+        config = self.config_id
+        Model = self.env[config.model_name].sudo().with_context(active_test=False)
+        query = Model._search(config._get_domain())
+        table = Model._table
+        write_date = SQL("COALESCE(%s, '1970-01-01')", SQL.identifier(table, "write_date"))
+        record_id = SQL.identifier(table, "id")
+        if last_date:
+            query.add_where(SQL("(%s, %s) > (%s, %s)", write_date, record_id, last_date, last_id))
+        query.add_where(SQL("%s < %s", write_date, horizon))
+        query.order = SQL("%s, %s", write_date, record_id)
+        query.limit = config.batch_size
+        self.env.cr.execute(query.select(record_id, write_date))
+        return self.env.cr.fetchall()
+
+    def _delivered_versions(self, res_ids):
+        """``{record id: version}`` of the records last delivered to the configuration."""
+        self.env.cr.execute(
+            """SELECT res_id, last_version FROM api_sync_record_status
+                WHERE config_id = %s AND res_id = ANY(%s) AND last_state = 'done'""",
+            (self.config_id.id, res_ids),
+        )
+        return dict(self.env.cr.fetchall())
 
     # -- liveness -----------------------------------------------------------------------------
 

@@ -58,6 +58,10 @@ ensure_venv() {
               echo "$QUEUE_JOB_VERSION"; [ -n "$odoo" ] && cat "$odoo/requirements.txt"; } 2>&1 \
             | sha256sum | cut -c1-12)"
     venv="$CACHE/venv-$key"
+    mkdir -p "$CACHE"
+    # One build at a time (two commands started together share the same virtualenv).
+    exec 9> "$venv.lock"
+    flock 9
     if [ ! -f "$venv/.complete" ]; then
         say "building virtualenv $venv (once)"
         rm -rf "$venv"
@@ -78,6 +82,7 @@ ensure_venv() {
             -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt" >&2
         touch "$venv/.complete"
     fi
+    flock -u 9
     echo "$venv"
 }
 

@@ -1,8 +1,9 @@
 """The test command's driver (started by tools/test inside the virtualenv).
 
-Runs, in order: the pure-Python tests (pytest), the linter (ruff), and the Odoo tests with Odoo's
-own runner on a fresh database. Ends with one line per part and a total line; exits non-zero when
-anything failed, when Odoo could not install the module, or when api_sync logged a WARNING/ERROR.
+Runs, in order: the pure-Python tests (pytest), the linters (ruff, pylint-odoo), and the Odoo
+tests with Odoo's own runner on a fresh database. Ends with one line per part and a total line;
+exits non-zero when anything failed, when Odoo could not install the module, or when api_sync
+logged a WARNING/ERROR.
 """
 
 import argparse
@@ -61,6 +62,18 @@ def run_lint(python):
     results = [
         subprocess.run([python, "-m", "ruff", *check], cwd=REPO, check=False) for check in checks
     ]
+    # pylint-odoo checks the addon under its module name (a clone may be called anything).
+    addons = REPO / ".build" / "addons"
+    addons.mkdir(parents=True, exist_ok=True)
+    if not (addons / "api_sync").exists():
+        (addons / "api_sync").symlink_to(REPO)
+    results.append(
+        subprocess.run(
+            [python, "-m", "pylint", f"--rcfile={REPO / '.pylintrc'}", "--score=n", "api_sync"],
+            cwd=addons,
+            check=False,
+        )
+    )
     return all(result.returncode == 0 for result in results)
 
 
