@@ -63,6 +63,9 @@ class ApiSyncLog(models.Model):
     request_body = fields.Text(
         help="The exact JSON sent; captured at the first attempt (at the call for deletions)."
     )
+    request_preview = fields.Text(
+        string="Request", compute="_compute_request_preview", help="The request body, indented."
+    )
     record_version = fields.Datetime(help="The record's last update time carried by the event.")
     response_status = fields.Integer()
     response_body = fields.Text(string="Response Excerpt")
@@ -82,6 +85,16 @@ class ApiSyncLog(models.Model):
     _sql_constraints = [
         ("idempotency_key_unique", "UNIQUE(idempotency_key)", "Event IDs are unique."),
     ]
+
+    @api.depends("request_body")
+    def _compute_request_preview(self):
+        for log in self:
+            try:
+                log.request_preview = json.dumps(
+                    json.loads(log.request_body), indent=2, ensure_ascii=False
+                )
+            except (TypeError, ValueError):
+                log.request_preview = log.request_body
 
     # -- enqueueing ---------------------------------------------------------------------------
 
