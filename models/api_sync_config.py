@@ -684,6 +684,7 @@ class ApiSyncConfig(models.Model):
                 "res_model": self.model_name,
                 "batch_res_ids": json.dumps(chunk.ids),
                 "record_name": self.env._("%(count)s records", count=len(chunk)),
+                "record_count": len(chunk),
                 "operation": "batch",
                 "idempotency_key": str(uuid.uuid4()),
                 "attempts_allowed": self.max_attempts,

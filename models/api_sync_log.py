@@ -42,6 +42,10 @@ class ApiSyncLog(models.Model):
         string="Batch Record IDs", help="JSON list of the ids a batch event carries."
     )
     record_name = fields.Char(string="Record")
+    record_count = fields.Integer(default=1, help="Records the event covers.")
+    sent_count = fields.Integer(
+        help="Records a batch carried when sent (records deleted meanwhile are left out)."
+    )
     operation = fields.Selection(
         [("create", "Create"), ("update", "Update"), ("delete", "Delete"), ("batch", "Batch")],
         required=True,
@@ -238,6 +242,7 @@ class ApiSyncLog(models.Model):
         if self.operation == "batch":
             records = self.env[self.res_model].browse(self._res_ids()).exists()
             body = config._batch_body(self.idempotency_key, records, self.create_date)
+            self.sent_count = len(records)
         else:
             record = self.env[self.res_model].browse(self.res_id).exists()
             if not record:
@@ -320,12 +325,6 @@ class ApiSyncLog(models.Model):
             for item in json.loads(self.request_body)["records"]:
                 versions[item["record_id"]] = parse_iso_datetime(item["version"])
         return versions
-
-    def _sent_count(self):
-        """How many records the event carried (a batch leaves out records deleted meanwhile)."""
-        if self.operation != "batch":
-            return 1
-        return len(json.loads(self.request_body)["records"]) if self.request_body else 0
 
     # -- buttons ------------------------------------------------------------------------------
 

@@ -189,6 +189,7 @@ class ApiSyncRun(models.Model):
                     "operation": "batch",
                     "batch_res_ids": json.dumps([res_id for res_id, _date in todo]),
                     "record_name": self.env._("%(count)s records", count=len(todo)),
+                    "record_count": len(todo),
                     "idempotency_key": str(uuid.uuid4()),
                     "checkpoint_date": todo[-1][1],
                     "checkpoint_res_id": todo[-1][0],
@@ -317,26 +318,33 @@ class ApiSyncRun(models.Model):
                 continue
             self.env.cr.execute("SELECT id FROM api_sync_run WHERE id = %s FOR UPDATE", (run.id,))
             config = run.config_id
-            logs = run.log_ids.sorted("id")
+            self.env["api.sync.log"].flush_model()
+            self.env.cr.execute(
+                """SELECT state, error_class, operation, record_count, sent_count,
+                          checkpoint_date, checkpoint_res_id
+                     FROM api_sync_log WHERE run_id = %s ORDER BY id""",
+                (run.id,),
+            )
             checkpoint = None
             stopped = False
+            over = True
             counts = {"done": 0, "failed": 0, "skipped": run.skipped_at_selection}
-            for log in logs:
-                records = len(log._res_ids())
-                if log.state == "done":
-                    sent = log._sent_count()
+            for state, error, operation, records, sent, date, res_id in self.env.cr.fetchall():
+                if state == "done":
+                    sent = sent if operation == "batch" else records
                     counts["done"] += sent
                     counts["skipped"] += records - sent
-                elif log.state == "failed":
+                elif state == "failed":
                     counts["failed"] += records
-                elif log.state == "cancelled":
+                elif state == "cancelled":
                     counts["skipped"] += records
-                passable = log.state == "done" or log.error_class == "RecordDeleted"
+                else:
+                    over = False
+                passable = state == "done" or error == "RecordDeleted"
                 if not stopped and passable:
-                    checkpoint = (log.checkpoint_date, log.checkpoint_res_id)
+                    checkpoint = (date, res_id)
                 elif not passable:
                     stopped = True
-            over = all(log.state != "pending" for log in logs)
             if over and not stopped and run.selection_end_date:
                 checkpoint = (run.selection_end_date, run.selection_end_id)
             if checkpoint:
