@@ -324,7 +324,7 @@ class ApiSyncConfig(models.Model):
     def _check_domain(self):
         for config in self:
             try:
-                config._get_domain()
+                config.env[config.model_name]._search(config._get_domain())
             except Exception as exc:  # noqa: BLE001 - any evaluation error is the admin's to fix
                 raise ValidationError(
                     self.env._(
@@ -368,12 +368,13 @@ class ApiSyncConfig(models.Model):
         }
 
     def _get_domain(self):
-        """The evaluated domain, checked against the model's fields."""
+        """The evaluated domain (checked against the model's fields when saved)."""
         self.ensure_one()
-        domain = safe_eval.safe_eval(self.domain or "[]", self._domain_eval_context())
+        if not self.domain or self.domain.strip() == "[]":
+            return []
+        domain = safe_eval.safe_eval(self.domain, self._domain_eval_context())
         if not isinstance(domain, list | tuple):
             raise ValueError(self.env._("a domain is a list, e.g. [('active', '=', True)]"))
-        self.env[self.model_name]._search(domain)
         return list(domain)
 
     def _filter_in_domain(self, records):
@@ -571,7 +572,7 @@ class ApiSyncConfig(models.Model):
             return Log
         fields_text = ",".join(sorted(set(changed_fields))) if changed_fields else False
         merged = Log
-        if operation != "delete":
+        if operation == "update":  # a new record has no earlier event to fold into
             merged = self._merge_into_pending(records, changed_fields)
         merged_ids = set(merged.mapped("res_id"))
         todo = records.filtered(lambda record: record.id not in merged_ids)
