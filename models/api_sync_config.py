@@ -5,8 +5,10 @@ import time
 import uuid
 from urllib.parse import urlparse
 
-from odoo import Command, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+import psycopg2
+
+from odoo import SUPERUSER_ID, Command, api, fields, models
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.modules.module import get_manifest
 from odoo.tools import safe_eval, split_every
 
@@ -104,7 +106,9 @@ class ApiSyncConfig(models.Model):
         default="[]",
         help="Only records matching this domain are sent; the others are never sent.",
     )
-    mapping_ids = fields.One2many("api.sync.field.mapping", "config_id", string="Field Mapping")
+    mapping_ids = fields.One2many(
+        "api.sync.field.mapping", "config_id", string="Field Mapping", copy=True
+    )
     log_ids = fields.One2many("api.sync.log", "config_id", string="Logs")
     action_ids = fields.One2many(
         "ir.actions.server",
@@ -419,6 +423,20 @@ class ApiSyncConfig(models.Model):
             for record, record_values in zip(records, values, strict=True)
         ]
 
+    def _payloads_or_errors(self, records):
+        """Like ``_outbound_payloads``, but a record that cannot be mapped gets its MappingError
+        in place of a payload instead of failing the others."""
+        try:
+            return self._outbound_payloads(records)
+        except mapping.MappingError:
+            results = []
+            for record in records:
+                try:
+                    results.extend(self._outbound_payloads(record))
+                except mapping.MappingError as exc:
+                    results.append(exc)
+            return results
+
     @api.model
     def _record_label(self, record):
         return f"{record.display_name} ({record._name},{record.id})"
@@ -507,12 +525,14 @@ class ApiSyncConfig(models.Model):
         )
 
     def _batch_body(self, event_id, records, timestamp):
-        payloads = self._outbound_payloads(records)
-        items = [
-            (record.id, "update", record.write_date, data)
-            for record, data in zip(records, payloads, strict=True)
-        ]
-        return wire.batch_event(event_id, self.model_name, items, timestamp)
+        """The body of a batch, and ``{record: MappingError}`` for the records left out."""
+        items, failures = [], {}
+        for record, data in zip(records, self._payloads_or_errors(records), strict=True):
+            if isinstance(data, mapping.MappingError):
+                failures[record] = data
+            else:
+                items.append((record.id, "update", record.write_date, data))
+        return wire.batch_event(event_id, self.model_name, items, timestamp), failures
 
     # -- service API ----------------------------------------------------------------------------
 
@@ -537,7 +557,7 @@ class ApiSyncConfig(models.Model):
         logs = self.env["api.sync.log"].sudo()
         if not records:
             return logs
-        configs = self.sudo() if self else self._configs_for(records._name)
+        configs = (self.sudo() if self else self._configs_for(records._name)).filtered("active")
         for config in configs:
             if config.model_name != records._name:
                 raise UserError(
@@ -608,15 +628,7 @@ class ApiSyncConfig(models.Model):
         A record that cannot be mapped gets a failed log (the deletion itself goes on).
         """
         now = wire.utc_now()
-        try:
-            payloads = self._outbound_payloads(records)
-        except mapping.MappingError:
-            payloads = []
-            for record in records:
-                try:
-                    payloads.extend(self._outbound_payloads(record))
-                except mapping.MappingError as exc:
-                    payloads.append(exc)
+        payloads = self._payloads_or_errors(records)
         captured = []
         for record, event_id, data in zip(records, event_ids, payloads, strict=True):
             if isinstance(data, mapping.MappingError):
@@ -654,11 +666,16 @@ class ApiSyncConfig(models.Model):
         )
         if not candidates:
             return candidates
-        self.env.cr.execute(
-            "SELECT id FROM api_sync_log WHERE id IN %s FOR UPDATE SKIP LOCKED",
-            (tuple(candidates.ids),),
-        )
-        locked = candidates.browse([row[0] for row in self.env.cr.fetchall()])
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    "SELECT id FROM api_sync_log WHERE id IN %s FOR UPDATE SKIP LOCKED",
+                    (tuple(candidates.ids),),
+                )
+                locked = candidates.browse([row[0] for row in self.env.cr.fetchall()])
+        except psycopg2.errors.SerializationFailure:
+            # a delivery changed one of them since this transaction began: no merge
+            return candidates.browse()
         merged = locked.browse()
         for log in locked:
             if log.res_id in merged.mapped("res_id"):
@@ -678,6 +695,8 @@ class ApiSyncConfig(models.Model):
         """
         self.ensure_one()
         Log = self.env["api.sync.log"].sudo()
+        if not self.active:
+            return Log
         records = self._records_to_send(records)
         values = [
             {
@@ -730,14 +749,23 @@ class ApiSyncConfig(models.Model):
         for config in self.filtered("active"):
             config._start_run("cron")
 
+    def _check_manager(self):
+        """Buttons that send data or reset state are for API Sync managers (also over RPC)."""
+        if not self.env.user.has_group(MANAGER_GROUP):
+            raise AccessError(
+                self.env._("Only API Sync managers can start syncs or test endpoints.")
+            )
+
     def action_run_now(self):
         """Start a run now; it sends the records changed since the checkpoint."""
         self.ensure_one()
+        self._check_manager()
         return self._start_run("manual")._action_open()
 
     def action_full_resync(self):
         """Reset the checkpoint and start a run: every record in the domain is sent again."""
         self.ensure_one()
+        self._check_manager()
         return self._start_run("full_resync")._action_open()
 
     def action_view_runs(self):
@@ -755,7 +783,15 @@ class ApiSyncConfig(models.Model):
         self.sudo().write({"checkpoint_date": write_date, "checkpoint_res_id": res_id})
 
     def _record_success(self, run):
-        self.sudo().write({"last_success_at": run.date_end, "is_stale": False})
+        config = self.sudo()
+        if config.is_stale:
+            config.activity_ids.filtered(
+                lambda activity: activity.summary == config._stale_summary()
+            ).action_feedback(self.env._("A run succeeded again."))
+        config.write({"last_success_at": run.date_end, "is_stale": False})
+
+    def _stale_summary(self):
+        return self.env._("API sync is stale")
 
     def _start_run(self, trigger):
         """Start a batch run of this configuration (see ``api.sync.run._start``)."""
@@ -790,27 +826,34 @@ class ApiSyncConfig(models.Model):
             reference = config.last_success_at or config.create_date
             stale = reference < limit
             if stale and not config.is_stale:
-                config.activity_schedule(
-                    "mail.mail_activity_data_todo",
-                    summary=self.env._("API sync is stale"),
-                    note=self.env._(
-                        "No successful run of %(config)s since %(when)s: check its runs and logs.",
-                        config=config.name,
-                        when=reference,
-                    ),
-                    user_id=(config.responsible_id or self.env.ref("base.user_admin")).id,
+                managers = config.responsible_id or self.env.ref(MANAGER_GROUP).users.filtered(
+                    lambda user: user.active and not user.share and user.id != SUPERUSER_ID
                 )
+                for manager in managers:
+                    config.activity_schedule(
+                        "mail.mail_activity_data_todo",
+                        summary=config._stale_summary(),
+                        note=self.env._(
+                            "No successful run of %(config)s since %(when)s: check its runs "
+                            "and logs.",
+                            config=config.name,
+                            when=reference,
+                        ),
+                        user_id=manager.id,
+                    )
             config.is_stale = stale
 
     # -- actions --------------------------------------------------------------------------------
 
     def action_generate_signing_secret(self):
+        self._check_manager()
         for config in self:
             config.signing_secret = wire.new_secret()
 
     def action_test_connection(self):
         """Send a signed ``api_sync.ping`` event now and show the answer."""
         self.ensure_one()
+        self._check_manager()
         event_id = str(uuid.uuid4())
         body = wire.encode(wire.ping_event(event_id, self.model_name, wire.utc_now()))
         outcome = self._send(event_id, body)

@@ -2,12 +2,15 @@
 
 import json
 import logging
+import uuid
 
 import psycopg2
 from markupsafe import Markup
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
+from odoo.tools import config as odoo_config
+from odoo.tools import split_every
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
@@ -17,6 +20,8 @@ from ..engine.mapping import parse_iso_datetime
 _logger = logging.getLogger(__name__)
 
 CHANNEL = "root.api_sync"
+RECORDS_PER_JOB = 20
+GROUP_SECONDS = 60  # the worst case of one job: its events all time out
 BUSY_RETRY_SECONDS = 3
 LOG_STATES = [
     ("pending", "Pending"),
@@ -103,10 +108,19 @@ class ApiSyncLog(models.Model):
     # -- enqueueing ---------------------------------------------------------------------------
 
     def _enqueue(self, eta=None):
-        """Queue one job delivering these logs, in the current transaction."""
+        """Queue the delivery of these logs, in the current transaction.
+
+        Record events share jobs in small groups: a group's attempts, at the configuration's
+        timeout each, stay well within a worker's time limit.
+        """
         if not self:
             return
         config = self.config_id[:1]
+        size = max(1, min(RECORDS_PER_JOB, int(GROUP_SECONDS // max(config.timeout, 1))))
+        if len(self) > size:
+            for group in split_every(size, self.ids, self.browse):
+                group._enqueue(eta=eta)
+            return
         what = (
             f"{len(self)} events"
             if len(self) > 1
@@ -128,7 +142,7 @@ class ApiSyncLog(models.Model):
 
     def _deliver(self):
         """Job: one delivery attempt of each pending log; retries are queued as new jobs."""
-        for log in self.sudo():
+        for log in self.sudo().exists():
             try:
                 with self.env.cr.savepoint():
                     log._lock()
@@ -143,7 +157,7 @@ class ApiSyncLog(models.Model):
                 continue
             if log.state != "pending":
                 continue
-            older = log._older_pending()
+            older = log._older_pending()._with_live_job()
             if older:
                 # Events of one record reach the endpoint in order: wait for the older one.
                 wake = max([wire.utc_now(), *filter(None, older.mapped("next_retry_at"))])
@@ -208,6 +222,8 @@ class ApiSyncLog(models.Model):
                 return
             if self.state != "pending":
                 return
+        if not self._drop_superseded():
+            return
         outcome = config._send(self.idempotency_key, self.request_body.encode())
         attempt = self.attempt_count + 1
         values = {
@@ -241,8 +257,19 @@ class ApiSyncLog(models.Model):
         config = self.config_id
         if self.operation == "batch":
             records = self.env[self.res_model].browse(self._res_ids()).exists()
-            body = config._batch_body(self.idempotency_key, records, self.create_date)
-            self.sent_count = len(records)
+            body, failures = config._batch_body(self.idempotency_key, records, self.create_date)
+            self._split_failures(failures)
+            self.sent_count = len(body["records"])
+            if not body["records"]:
+                self.write(
+                    {
+                        "state": "cancelled",
+                        "error_class": "MappingError" if failures else "RecordDeleted",
+                        "error_message": self.env._("No record of this batch is left to send."),
+                    }
+                )
+                self._update_status()
+                return
         else:
             record = self.env[self.res_model].browse(self.res_id).exists()
             if not record:
@@ -267,6 +294,71 @@ class ApiSyncLog(models.Model):
             )
             self.record_version = record.write_date
         self.request_body = wire.encode(body).decode()
+
+    def _split_failures(self, failures):
+        """Records of a batch that cannot be mapped get a failed event each (the others go)."""
+        for record, error in failures.items():
+            failed = self.create(
+                {
+                    "config_id": self.config_id.id,
+                    "run_id": self.run_id.id,
+                    "res_model": record._name,
+                    "res_id": record.id,
+                    "record_name": record.display_name,
+                    "operation": "update",
+                    "state": "failed",
+                    "idempotency_key": str(uuid.uuid4()),
+                    "error_class": "MappingError",
+                    "error_message": str(error),
+                    "last_attempt_at": fields.Datetime.now(),
+                    "checkpoint_date": self.checkpoint_date,
+                    "checkpoint_res_id": self.checkpoint_res_id,
+                }
+            )
+            failed._surface_failure()
+
+    def _superseded_ids(self):
+        """Records of the frozen body whose newer version was delivered meanwhile."""
+        versions = {res_id: v for res_id, v in self._record_versions().items() if v}
+        if not versions:
+            return set()
+        self.env.cr.execute(
+            """SELECT s.res_id FROM api_sync_record_status AS s
+                 JOIN unnest(%s::int[], %s::timestamp[]) AS v(res_id, version)
+                   ON v.res_id = s.res_id
+                WHERE s.config_id = %s AND s.last_version > v.version""",
+            (list(versions), list(versions.values()), self.config_id.id),
+        )
+        return {row[0] for row in self.env.cr.fetchall()}
+
+    def _drop_superseded(self):
+        """Never send data older than what already reached the endpoint (e.g. on a retry).
+
+        A record event whose record was delivered in a newer version is cancelled; a batch
+        leaves such records out. Returns whether anything is left to send.
+        """
+        superseded = self._superseded_ids()
+        if not superseded:
+            return True
+        if self.operation == "batch":
+            body = json.loads(self.request_body)
+            body["records"] = [i for i in body["records"] if i["record_id"] not in superseded]
+            if body["records"]:
+                self.write(
+                    {"request_body": wire.encode(body).decode(), "sent_count": len(body["records"])}
+                )
+                return True
+        self.write(
+            {
+                "state": "cancelled",
+                "error_class": "Superseded",
+                "error_message": self.env._(
+                    "A newer version was delivered meanwhile: this older data is not sent."
+                ),
+            }
+        )
+        self._update_status()
+        return False
 
     def _changed_fields(self):
         return self.changed_fields.split(",") if self.changed_fields else None
@@ -320,19 +412,21 @@ class ApiSyncLog(models.Model):
         """``{record id: version sent or to be sent}`` (version None when not captured)."""
         if self.operation != "batch":
             return {self.res_id: self.record_version or None} if self.res_id else {}
-        versions = dict.fromkeys(self._res_ids())
-        if self.request_body:
-            for item in json.loads(self.request_body)["records"]:
-                versions[item["record_id"]] = parse_iso_datetime(item["version"])
-        return versions
+        if self.request_body:  # the records the batch carries
+            return {
+                item["record_id"]: parse_iso_datetime(item["version"])
+                for item in json.loads(self.request_body)["records"]
+            }
+        return dict.fromkeys(self._res_ids())
 
     # -- buttons ------------------------------------------------------------------------------
 
     def action_retry(self):
         """Queue failed or cancelled events again, with the same event id."""
+        self._check_manager()
         if any(log.state not in ("failed", "cancelled") for log in self):
             raise UserError(self.env._("Only failed or cancelled events can be retried."))
-        for log in self:
+        for log in self.sudo():
             log.write(
                 {
                     "state": "pending",
@@ -346,11 +440,49 @@ class ApiSyncLog(models.Model):
 
     def action_cancel(self):
         """Cancel pending events: their jobs find them cancelled and send nothing."""
+        self._check_manager()
         if any(log.state != "pending" for log in self):
             raise UserError(self.env._("Only pending events can be cancelled."))
-        self.write({"state": "cancelled", "next_retry_at": False})
-        self._update_status()
+        self.sudo().write({"state": "cancelled", "next_retry_at": False})
+        self.sudo()._update_status()
         return True
+
+    def _check_manager(self):
+        if not self.env.user.has_group("api_sync.group_api_sync_manager"):
+            raise AccessError(self.env._("Only API Sync managers can retry or cancel events."))
+
+    def _with_live_job(self):
+        """The logs whose delivery job will still run (a job lost in a crash will not)."""
+        live = self._live_job_uuids([uuid for uuid in self.mapped("job_uuid") if uuid])
+        return self.filtered(lambda log: log.job_uuid in live)
+
+    @api.model
+    def _live_job_uuids(self, uuids):
+        """The jobs among ``uuids`` that are queued, or started within a worker's time limit.
+
+        queue_job leaves a job ``started`` when its worker dies; past the time limit it never
+        finishes on its own.
+        """
+        if not uuids:
+            return set()
+        started_since = fields.Datetime.subtract(
+            fields.Datetime.now(), seconds=(odoo_config["limit_time_real"] or 120) + 60
+        )
+        jobs = (
+            self.env["queue.job"]
+            .sudo()
+            .search(
+                [
+                    ("uuid", "in", uuids),
+                    "|",
+                    ("state", "in", ("wait_dependencies", "pending", "enqueued")),
+                    "&",
+                    ("state", "=", "started"),
+                    ("date_started", ">", started_since),
+                ]
+            )
+        )
+        return set(jobs.mapped("uuid"))
 
     @api.model
     def _job_related_action(self, job=None):

@@ -68,7 +68,8 @@ class ApiSyncRecordStatus(models.Model):
                           last_attempt_at = %(attempt)s,
                           last_done_at = CASE WHEN %(done)s THEN %(done_at)s
                                               ELSE s.last_done_at END,
-                          last_version = CASE WHEN %(done)s THEN v.version
+                          last_version = CASE WHEN %(done)s
+                                              THEN GREATEST(s.last_version, v.version)
                                               ELSE s.last_version END,
                           record_name = COALESCE(%(name)s, s.record_name),
                           write_uid = %(uid)s, write_date = now() AT TIME ZONE 'UTC'

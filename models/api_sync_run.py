@@ -16,8 +16,8 @@ RUN_STATES = [
     ("failed", "Failed"),
     ("skipped", "Skipped"),
 ]
-LIVE_JOB_STATES = ("wait_dependencies", "pending", "enqueued", "started")
 SETTLE_PARAMETER = "api_sync.batch_settle_seconds"
+PASSABLE_ERRORS = ("RecordDeleted", "MappingError", "Superseded")
 
 
 def checkpoint_label(write_date, res_id):
@@ -145,31 +145,35 @@ class ApiSyncRun(models.Model):
         """
         config = self.config_id
         last_date, last_id = config.checkpoint_date, config.checkpoint_res_id
-        horizon = self._selection_horizon()
         Log = self.env["api.sync.log"].sudo()
         selected = skipped = 0
-        while page := self._select_page(last_date, last_id, horizon):
-            selected += len(page)
-            last_id, last_date = page[-1]
-            delivered = (
-                {}
-                if self.trigger == "full_resync"
-                else self._delivered_versions([res_id for res_id, _date in page])
-            )
-            todo = [(res_id, date) for res_id, date in page if delivered.get(res_id) != date]
-            skipped += len(page) - len(todo)
-            self.write({"selection_end_date": last_date, "selection_end_id": last_id})
-            if todo:
-                logs = Log.create(self._log_values(todo))
-                self.env["api.sync.record.status"]._ensure(config, [r for r, _date in todo])
-                if config.delivery_mode == "batch":
-                    for log in logs:
-                        log._enqueue()
-                else:
-                    logs._enqueue()
-            # keep memory flat over large selections
-            self.env.flush_all()
-            self.env.invalidate_all()
+        self.env.flush_all()
+        # The selection reads in a transaction of its own, whose snapshot is taken by the
+        # horizon query: a transaction committing meanwhile is either seen or below the horizon.
+        with self.env.registry.cursor() as select_cr:
+            horizon = self._selection_horizon(select_cr)
+            while page := self._select_page(select_cr, last_date, last_id, horizon):
+                selected += len(page)
+                last_id, last_date = page[-1]
+                delivered = (
+                    {}
+                    if self.trigger == "full_resync"
+                    else self._delivered_versions([res_id for res_id, _date in page])
+                )
+                todo = [(res_id, date) for res_id, date in page if delivered.get(res_id) != date]
+                skipped += len(page) - len(todo)
+                self.write({"selection_end_date": last_date, "selection_end_id": last_id})
+                if todo:
+                    logs = Log.create(self._log_values(todo))
+                    self.env["api.sync.record.status"]._ensure(config, [r for r, _d in todo])
+                    if config.delivery_mode == "batch":
+                        for log in logs:
+                            log._enqueue()
+                    else:
+                        logs._enqueue()
+                # keep memory flat over large selections
+                self.env.flush_all()
+                self.env.invalidate_all()
         self.write({"count_selected": selected, "skipped_at_selection": skipped})
         self._advance()
 
@@ -215,7 +219,7 @@ class ApiSyncRun(models.Model):
             for res_id, date in todo
         ]
 
-    def _selection_horizon(self):
+    def _selection_horizon(self, cr):
         """Records written at or after this instant may belong to transactions still running.
 
         It is the start of the oldest other transaction in progress on this database, and no
@@ -223,7 +227,7 @@ class ApiSyncRun(models.Model):
         committed yet, so they are picked up by the next run instead of being skipped.
         """
         settle = int(self.env["ir.config_parameter"].sudo().get_param(SETTLE_PARAMETER, "2"))
-        self.env.cr.execute(
+        cr.execute(
             """SELECT LEAST(
                    (SELECT min(xact_start) FROM pg_stat_activity
                      WHERE datname = current_database() AND pid <> pg_backend_pid()
@@ -232,13 +236,17 @@ class ApiSyncRun(models.Model):
                ) AT TIME ZONE 'UTC'""",
             (settle,),
         )
-        return self.env.cr.fetchone()[0]
+        return cr.fetchone()[0]
 
-    def _select_page(self, last_date, last_id, horizon):
-        """The next Batch Size ``(id, write_date)`` pairs of the domain after the given pair."""
+    def _select_page(self, cr, last_date, last_id, horizon):
+        """The next Batch Size ``(id, write_date)`` pairs of the domain after the given pair
+        (records of another company than the configuration's are left out)."""
         config = self.config_id
         Model = self.env[config.model_name].sudo().with_context(active_test=False)
-        query = Model._search(config._get_domain())
+        domain = config._get_domain()
+        if config.company_id and "company_id" in Model._fields:
+            domain += ["|", ("company_id", "=", False), ("company_id", "=", config.company_id.id)]
+        query = Model._search(domain)
         table = Model._table
         write_date = SQL("COALESCE(%s, '1970-01-01')", SQL.identifier(table, "write_date"))
         record_id = SQL.identifier(table, "id")
@@ -247,8 +255,8 @@ class ApiSyncRun(models.Model):
         query.add_where(SQL("%s < %s", write_date, horizon))
         query.order = SQL("%s, %s", write_date, record_id)
         query.limit = config.batch_size
-        self.env.cr.execute(query.select(record_id, write_date))
-        return self.env.cr.fetchall()
+        cr.execute(query.select(record_id, write_date))
+        return cr.fetchall()
 
     def _delivered_versions(self, res_ids):
         """``{record id: version}`` of the records last delivered to the configuration."""
@@ -265,15 +273,7 @@ class ApiSyncRun(models.Model):
         """Whether this running run still has deliveries that will finish on their own."""
         self.ensure_one()
         pending = self.log_ids.filtered(lambda log: log.state == "pending")
-        if not pending:
-            return False
-        uuids = [uuid for uuid in pending.mapped("job_uuid") if uuid]
-        return bool(
-            uuids
-            and self.env["queue.job"]
-            .sudo()
-            .search_count([("uuid", "in", uuids), ("state", "in", LIVE_JOB_STATES)], limit=1)
-        )
+        return bool(pending._with_live_job())
 
     def _close_interrupted(self):
         """A run whose deliveries were lost (crash): cancel what is left, keep what was done."""
@@ -303,7 +303,6 @@ class ApiSyncRun(models.Model):
             run.with_delay(
                 channel="root.api_sync",
                 max_retries=0,
-                identity_key=f"api_sync_run_advance_{run.id}",
                 description=f"API sync: progress of run {run.id}",
             )._advance()
 
@@ -340,7 +339,8 @@ class ApiSyncRun(models.Model):
                     counts["skipped"] += records
                 else:
                     over = False
-                passable = state == "done" or error == "RecordDeleted"
+                # A record deleted, or that cannot be mapped, is selected again once edited.
+                passable = state == "done" or error in PASSABLE_ERRORS
                 if not stopped and passable:
                     checkpoint = (date, res_id)
                 elif not passable:

@@ -17,6 +17,9 @@ class TestBatchSync(DeliveryCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.env["ir.config_parameter"].set_param("api_sync.batch_settle_seconds", "0")
+        # runs select through a cursor of their own: in tests it must see the test transaction
+        cls.registry.enter_test_mode(cls.cr)
+        cls.addClassCleanup(cls.registry.leave_test_mode)
         cls.config.write(
             {"domain": "[('ref', '=', 'BATCH')]", "batch_size": 2, "delivery_mode": "batch"}
         )
@@ -149,7 +152,13 @@ class TestBatchSync(DeliveryCase):
     def test_interrupted_run_is_detected_and_resumed(self):
         self.distinct_dates()
         crashed = self.run_now()
-        self.jobs().unlink()  # the worker died and its jobs were lost
+        # the worker died mid-delivery: queue_job leaves its jobs "started" for good
+        self.jobs().write(
+            {
+                "state": "started",
+                "date_started": fields.Datetime.now() - datetime.timedelta(hours=1),
+            }
+        )
         resumed = self.run_now()
         self.assertEqual(crashed.state, "failed")
         self.assertIn("Interrupted", crashed.note)
@@ -158,6 +167,40 @@ class TestBatchSync(DeliveryCase):
         self.run_jobs()
         self.assertEqual(resumed.state, "success")
         self.assertEqual(self.sent_ids(), self.partners.ids)
+
+    def test_a_started_job_within_the_time_limit_keeps_the_run_alive(self):
+        first = self.run_now()
+        self.jobs().write({"state": "started", "date_started": fields.Datetime.now()})
+        self.assertEqual(self.run_now().state, "skipped")
+        self.assertEqual(first.state, "running")
+
+    @mute_logger(LOG_MODULE)
+    def test_a_record_that_cannot_be_mapped_does_not_block_its_chunk(self):
+        self.distinct_dates()
+        self.add_line("comment", "comment", required=True)
+        self.partners.write({"comment": "ok"})
+        self.distinct_dates()
+        self.partners[0].comment = False
+        run = self.run_now()
+        self.run_jobs()
+        self.assertEqual(self.sent_ids(), self.partners[1:].ids, "the others are sent")
+        failed = run.log_ids.filtered(lambda log: log.state == "failed")
+        self.assertEqual((failed.res_id, failed.error_class), (self.partners[0].id, "MappingError"))
+        self.assertEqual((run.state, run.count_sent, run.count_failed), ("partial", 4, 1))
+        self.assertEqual(
+            self.config.checkpoint_res_id,
+            self.partners[-1].id,
+            "the record comes back when it is edited; it does not block the others",
+        )
+
+    def test_records_of_another_company_are_not_selected(self):
+        other = self.env["res.company"].create({"name": "Other Sync Co"})
+        self.config.company_id = self.env.company
+        self.partners[:2].company_id = other
+        run = self.run_now()
+        self.run_jobs()
+        self.assertEqual(run.count_selected, 3)
+        self.assertEqual(sorted(self.sent_ids()), sorted(self.partners[2:].ids))
 
     def test_batch_and_record_mode_request_counts(self):
         run = self.run_now()

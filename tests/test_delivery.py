@@ -207,6 +207,39 @@ class TestDelivery(DeliveryCase):
         self.assertEqual(bodies[-1]["data"]["name"], "Dora Latest")
         self.assertGreaterEqual(bodies[-1]["version"], bodies[0]["version"])
 
+    @mute_logger(LOG_MODULE)
+    def test_a_retried_old_event_never_overwrites_newer_data(self):
+        self.receiver.script(Reply(400))
+        partner = self.create_partner()
+        old = self.Config.sync_record(partner, "update", ["name"])
+        self.run_jobs()
+        self.assertEqual(old.state, "failed")
+        partner.name = "Dora Newer"
+        partner.flush_recordset()
+        self.env.cr.execute(  # a later transaction (a test runs in a single one)
+            "UPDATE res_partner SET write_date = write_date + interval '1 minute' WHERE id = %s",
+            (partner.id,),
+        )
+        partner.invalidate_recordset(["write_date"])
+        newer = self.Config.sync_record(partner, "update", ["name"])
+        self.run_jobs()
+        self.assertEqual(newer.state, "done")
+        old.action_retry()
+        self.run_jobs()
+        self.assertEqual((old.state, old.error_class), ("cancelled", "Superseded"))
+        self.assertEqual(len(self.receiver.received), 2, "the stale body is not sent again")
+
+    def test_a_lost_older_event_does_not_hold_newer_ones(self):
+        self.receiver.script(Reply(500))
+        partner = self.create_partner()
+        lost = self.Config.sync_record(partner, "update")
+        self.run_jobs(once=True)
+        self.jobs().unlink()  # its retry job is gone (deleted by hand, lost in a crash)
+        partner.name = "Dora Later"
+        later = self.Config.sync_record(partner, "update")
+        self.run_jobs()
+        self.assertEqual((lost.state, later.state), ("pending", "done"))
+
     def test_delete_payload_is_captured_before_unlink(self):
         partner = self.create_partner(name="Gone Soon")
         partner_id = partner.id

@@ -91,12 +91,20 @@ class TestMapping(ApiSyncCase):
             self.config.prepare_outbound_data(self.country)
 
     def test_mapping_reads_in_bulk(self):
+        countries = self.env["res.country"].search([], limit=50)
+        parents = self.env["res.partner"].create(
+            [
+                {"name": f"Parent {i}", "is_company": True, "country_id": country.id}
+                for i, country in enumerate(countries)
+            ]
+        )
+        tags = self.env["res.partner.category"].create([{"name": f"T{i}"} for i in range(50)])
         partners = self.env["res.partner"].create(
             [
                 {
                     "name": f"Bulk {i}",
-                    "parent_id": self.company.id,
-                    "category_id": [Command.set(self.tags.ids)],
+                    "parent_id": parents[i % len(parents)].id,
+                    "category_id": [Command.set(tags[i : i + 2].ids)],
                 }
                 for i in range(50)
             ]

@@ -45,7 +45,29 @@ class TestSecurity(ApiSyncCase):
                 {"config_id": self.config.id, "source_path": "name", "target_key": "n"}
             )
 
+    def test_only_managers_start_syncs_or_test_endpoints(self):
+        for user in (self.user, self.other):
+            config = self.config.with_user(user)
+            for action in (
+                "action_run_now",
+                "action_full_resync",
+                "action_test_connection",
+                "action_generate_signing_secret",
+            ):
+                with self.subTest(user=user.login, action=action), self.assertRaises(AccessError):
+                    getattr(config, action)()
+
     def test_nobody_writes_logs_by_hand(self):
+        log = self.env["api.sync.log"].create(
+            {"config_id": self.config.id, "operation": "update", "idempotency_key": "by-module"}
+        )
+        for user in (self.user, self.manager):
+            with self.subTest(user=user.login), self.assertRaises(AccessError):
+                log.with_user(user).write({"request_body": "{}", "state": "done"})
+        with self.assertRaises(AccessError):
+            log.with_user(self.user).action_cancel()
+        log.with_user(self.manager).action_cancel()  # the module writes; the manager decides
+        self.assertEqual(log.state, "cancelled")
         for user in (self.user, self.manager):
             with self.subTest(user=user.login), self.assertRaises(AccessError):
                 self.env["api.sync.log"].with_user(user).create(

@@ -96,7 +96,7 @@ addons_path() {
     echo "$odoo/addons,$odoo/odoo/addons,$site/odoo/addons,$BUILD/addons"
 }
 
+# PGPASSWORD, when set, reaches PostgreSQL through the environment (never a command line).
 db_args() {
     printf '%s\n' --db_host="$PGHOST" --db_port="$PGPORT" --db_user="$PGUSER"
-    if [ -n "${PGPASSWORD:-}" ]; then printf '%s\n' --db_password="$PGPASSWORD"; fi
 }
