@@ -3,6 +3,8 @@
 import json
 import time
 import uuid
+from collections import defaultdict
+from functools import partial
 from urllib.parse import urlparse
 
 import psycopg2
@@ -16,6 +18,7 @@ from ..engine import delivery, mapping, wire
 from .api_sync_run import checkpoint_label
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
+PENDING_KEY = "api_sync.pending"
 USER_GROUP = "api_sync.group_api_sync_user"
 OPERATIONS = ("create", "update", "delete")
 SECRET_FIELDS = ("auth_password", "auth_token", "api_key", "signing_secret")
@@ -570,6 +573,48 @@ class ApiSyncConfig(models.Model):
                 )
             logs |= config._queue(records, operation, changed_fields)
         return logs
+
+    def _sync_at_commit(self, records, operation, changed_fields=None):
+        """Like ``sync_record`` for creations and updates, but in bulk just before the commit.
+
+        The writer only notes what changed; the logs and jobs of the whole transaction are then
+        created together (a transaction that rolls back never creates them). Updates of one
+        record in one transaction become one event carrying all the fields that changed.
+        """
+        self.ensure_one()
+        pending = self.env.cr.precommit.data.get(PENDING_KEY)
+        if pending is None:
+            pending = self.env.cr.precommit.data[PENDING_KEY] = {}
+            self.env.cr.precommit.add(partial(self._queue_pending, self.env))
+        for record_id in records.ids:
+            key = (self.id, record_id)
+            earlier = pending.get(key)
+            if earlier is None:
+                pending[key] = [operation, set(changed_fields) if changed_fields else None]
+                continue
+            if earlier[0] != "create":
+                earlier[0] = operation
+            if earlier[1] is not None and changed_fields:
+                earlier[1] |= set(changed_fields)
+            else:
+                earlier[1] = None
+
+    @staticmethod
+    def _queue_pending(env):
+        """Precommit: create the logs and jobs noted by ``_sync_at_commit``, grouped."""
+        pending = env.cr.precommit.data.pop(PENDING_KEY, {})
+        groups = defaultdict(list)
+        for (config_id, record_id), (operation, changed) in pending.items():
+            frozen = frozenset(changed) if changed else None
+            groups[config_id, operation, frozen].append(record_id)
+        configs = env["api.sync.config"].sudo()
+        for (config_id, operation, changed), record_ids in groups.items():
+            config = configs.browse(config_id).exists()
+            if not config.active:
+                continue
+            records = env[config.model_name].browse(record_ids).exists()
+            config._queue(records, operation, sorted(changed) if changed else None)
+        env.flush_all()  # this runs after the transaction's last flush
 
     @api.model
     def _configs_for(self, model_name):

@@ -61,11 +61,11 @@ class IrActionsServer(models.Model):
             and context["old_values"] is None
             and automation.trigger in CREATE_TRIGGERS
         ):
-            config.sync_record(records, "create")
+            config._sync_at_commit(records, "create")
         elif context.get("old_values"):
             self._sync_changes(records, context["old_values"])
         else:
-            config.sync_record(records, "update")
+            config._sync_at_commit(records, "update")
         return False
 
     def _sync_changes(self, records, old_values):
@@ -74,7 +74,6 @@ class IrActionsServer(models.Model):
         automation = self.base_automation_id
         watched = set(automation.trigger_field_ids.mapped("name"))
         relevant = config._mapped_field_names() | watched
-        by_changes = {}
         for record in records:
             old = old_values.get(record.id, {})
             changed = {name for name in old if record[name] != old[name]}
@@ -82,7 +81,4 @@ class IrActionsServer(models.Model):
                 changed &= relevant
                 if not changed:
                     continue
-            key = frozenset(changed) or None
-            by_changes[key] = by_changes.get(key, records.browse()) | record
-        for changed, group in by_changes.items():
-            config.sync_record(group, "update", sorted(changed) if changed else None)
+            config._sync_at_commit(record, "update", changed or None)

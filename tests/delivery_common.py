@@ -42,6 +42,7 @@ class DeliveryCase(ApiSyncCase):
         self.receiver.replies.clear()
 
     def jobs(self):
+        self.env.cr.flush()  # as at commit (automation rules queue their events then)
         return self.env["queue.job"].search(
             [("channel", "=", "root.api_sync"), ("state", "=", "pending")], order="id"
         )

@@ -37,6 +37,7 @@ class TestAutomation(DeliveryCase):
         )
 
     def logs(self, record):
+        self.env.cr.flush()  # as at commit: rules queue their events just before it
         return self.Log.search(
             [("res_model", "=", record._name), ("res_id", "=", record.id)], order="id"
         )
@@ -59,6 +60,29 @@ class TestAutomation(DeliveryCase):
             ["res.partner.created", "res.partner.updated"],
         )
         self.assertEqual(self.receiver.received[-1].json["changed_fields"], ["name"])
+
+    def test_events_are_queued_in_bulk_at_commit(self):
+        self.rule("on_create_or_write")
+        partners = self.env["res.partner"].create([{"name": f"Bulk {i}"} for i in range(30)])
+        for partner in partners:
+            partner.email = f"{partner.id}@x.io"
+        self.assertFalse(self.Log.search([("res_id", "in", partners.ids)]), "not before commit")
+        self.env.cr.flush()
+        logs = self.Log.search([("res_id", "in", partners.ids)])
+        self.assertEqual(len(logs), 30, "one event per record for the whole transaction")
+        self.assertEqual(set(logs.mapped("operation")), {"create"})
+        self.assertEqual(len(set(logs.mapped("job_uuid"))), 2, "grouped jobs, 20 per job")
+        self.run_jobs()
+        self.assertEqual(len(self.receiver.received), 30)
+
+    def test_a_rolled_back_transaction_queues_nothing(self):
+        self.rule("on_create_or_write")
+        with self.assertRaises(ZeroDivisionError), self.env.cr.savepoint():
+            partner = self.env["res.partner"].create({"name": "Never"})
+            partner_id = partner.id
+            _boom = 1 / 0
+        self.env.cr.flush()
+        self.assertFalse(self.Log.search([("res_id", "=", partner_id)]))
 
     def test_a_save_that_changes_nothing_mapped_sends_nothing(self):
         self.rule("on_create_or_write")
@@ -196,6 +220,7 @@ class TestAutomation(DeliveryCase):
         action.with_context(
             active_model="res.partner", active_ids=partners.ids, active_id=partners[0].id
         ).run()
+        self.env.cr.flush()
         logs = self.Log.search([("res_id", "in", partners.ids)])
         self.assertEqual(set(logs.mapped("operation")), {"update"})
         self.assertEqual(len(logs), 2)
@@ -250,6 +275,7 @@ class TestAutomation(DeliveryCase):
 
         partner = self.env["res.partner"].create({"name": "Gen"})
         partner.email = "gen@x.io"
+        self.env.cr.flush()  # commit: one event for the transaction's creation and update
         partner_id = partner.id
         partner.unlink()
         operations = self.Log.search([("res_id", "=", partner_id)], order="id").mapped("operation")
