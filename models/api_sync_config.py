@@ -19,6 +19,9 @@ from .api_sync_run import checkpoint_label
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
 PENDING_KEY = "api_sync.pending"
+RECORDS_PER_JOB = 20
+GROUP_SECONDS = 60  # the worst case of one job: its events all time out
+CONFIG_FIELDS = ["active", "model_name", "domain", "company_id", "timeout", "max_attempts"]
 USER_GROUP = "api_sync.group_api_sync_user"
 OPERATIONS = ("create", "update", "delete")
 SECRET_FIELDS = ("auth_password", "auth_token", "api_key", "signing_secret")
@@ -388,7 +391,7 @@ class ApiSyncConfig(models.Model):
         """The part of ``records`` that this configuration may send."""
         self.ensure_one()
         domain = self._get_domain()
-        if not domain or not records:
+        if not records:
             return records
         matching = set(
             records.sudo()
@@ -607,13 +610,17 @@ class ApiSyncConfig(models.Model):
         for (config_id, record_id), (operation, changed) in pending.items():
             frozen = frozenset(changed) if changed else None
             groups[config_id, operation, frozen].append(record_id)
-        configs = env["api.sync.config"].sudo()
+        configs = (
+            env["api.sync.config"]
+            .sudo()
+            .search_fetch([("id", "in", [key[0] for key in groups])], CONFIG_FIELDS)
+        )
         for (config_id, operation, changed), record_ids in groups.items():
-            config = configs.browse(config_id).exists()
-            if not config.active:
+            config = configs.browse(config_id) & configs
+            if not config:  # archived or deleted meanwhile
                 continue
-            records = env[config.model_name].browse(record_ids).exists()
-            config._queue(records, operation, sorted(changed) if changed else None)
+            records = env[config.model_name].browse(record_ids)
+            config._queue(records, operation, sorted(changed) if changed else None, merge=False)
         env.flush_all()  # this runs after the transaction's last flush
 
     @api.model
@@ -621,7 +628,8 @@ class ApiSyncConfig(models.Model):
         return self.sudo().search([("model_name", "=", model_name)])
 
     def _records_to_send(self, records):
-        """``records`` inside the domain and, for a company-bound configuration, its company."""
+        """The existing ``records`` inside the domain and, for a company-bound configuration,
+        of its company."""
         records = self._filter_in_domain(records.sudo())
         if self.company_id and "company_id" in records._fields:
             records = records.filtered(
@@ -629,7 +637,8 @@ class ApiSyncConfig(models.Model):
             )
         return records
 
-    def _queue(self, records, operation, changed_fields):
+    def _queue(self, records, operation, changed_fields, merge=True):
+        """Create the pending logs of ``records`` and store their jobs (a few statements)."""
         self.ensure_one()
         Log = self.env["api.sync.log"].sudo()
         records = self._records_to_send(records)
@@ -637,7 +646,7 @@ class ApiSyncConfig(models.Model):
             return Log
         fields_text = ",".join(sorted(set(changed_fields))) if changed_fields else False
         merged = Log
-        if operation == "update":  # a new record has no earlier event to fold into
+        if merge and operation == "update":  # a new record has no earlier event to fold into
             merged = self._merge_into_pending(records, changed_fields)
         merged_ids = set(merged.mapped("res_id"))
         todo = records.filtered(lambda record: record.id not in merged_ids)
@@ -660,11 +669,20 @@ class ApiSyncConfig(models.Model):
                 values, self._capture_deletions(todo, event_ids), strict=True
             ):
                 vals.update(captured)
+        # link each event to its job in the same insert
+        size = self._records_per_job()
+        job_uuids = [str(uuid.uuid4()) for _chunk in range(0, len(values), size)]
+        for index, vals in enumerate(values):
+            if vals.get("state") != "failed":
+                vals["job_uuid"] = job_uuids[index // size]
         logs = Log.create(values)
-        self.env["api.sync.record.status"]._ensure(self, todo.ids)
         for log in logs.filtered(lambda log: log.state == "failed"):
             log._surface_failure()
-        logs.filtered(lambda log: log.state == "pending")._enqueue()
+        pending = logs.filtered(lambda log: log.state == "pending")
+        for job_uuid in job_uuids:
+            group = pending.filtered(lambda log, job_uuid=job_uuid: log.job_uuid == job_uuid)
+            if group:
+                group._store_job(job_uuid)
         return merged | logs
 
     def _capture_deletions(self, records, event_ids):
@@ -688,6 +706,11 @@ class ApiSyncConfig(models.Model):
                 {"request_body": wire.encode(body).decode(), "record_version": record.write_date}
             )
         return captured
+
+    def _records_per_job(self):
+        """Record events share jobs in small groups: a group's attempts, at this timeout each,
+        stay well within a worker's time limit."""
+        return max(1, min(RECORDS_PER_JOB, int(GROUP_SECONDS // max(self.timeout or 10, 1))))
 
     def _merge_into_pending(self, records, changed_fields):
         """Fold an update into the record's event that is queued and not yet attempted.
@@ -757,7 +780,6 @@ class ApiSyncConfig(models.Model):
             for chunk in split_every(self.batch_size, records.ids, records.browse)
         ]
         logs = Log.create(values)
-        self.env["api.sync.record.status"]._ensure(self, records.ids)
         for log in logs:
             log._enqueue()
         return logs

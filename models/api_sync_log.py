@@ -13,6 +13,7 @@ from odoo.tools import config as odoo_config
 from odoo.tools import split_every
 
 from odoo.addons.queue_job.exception import RetryableJobError
+from odoo.addons.queue_job.job import Job
 
 from ..engine import delivery, wire
 from ..engine.mapping import parse_iso_datetime
@@ -20,8 +21,6 @@ from ..engine.mapping import parse_iso_datetime
 _logger = logging.getLogger(__name__)
 
 CHANNEL = "root.api_sync"
-RECORDS_PER_JOB = 20
-GROUP_SECONDS = 60  # the worst case of one job: its events all time out
 BUSY_RETRY_SECONDS = 3
 LOG_STATES = [
     ("pending", "Pending"),
@@ -108,35 +107,35 @@ class ApiSyncLog(models.Model):
     # -- enqueueing ---------------------------------------------------------------------------
 
     def _enqueue(self, eta=None):
-        """Queue the delivery of these logs, in the current transaction.
-
-        Record events share jobs in small groups: a group's attempts, at the configuration's
-        timeout each, stay well within a worker's time limit.
-        """
+        """Queue the delivery of these logs, in the current transaction."""
         if not self:
             return
-        config = self.config_id[:1]
-        size = max(1, min(RECORDS_PER_JOB, int(GROUP_SECONDS // max(config.timeout, 1))))
-        if len(self) > size:
-            for group in split_every(size, self.ids, self.browse):
-                group._enqueue(eta=eta)
-            return
+        for group in self._job_groups():
+            job_uuid = str(uuid.uuid4())
+            group.job_uuid = job_uuid
+            group._store_job(job_uuid, eta)
+
+    def _job_groups(self):
+        """Record events share jobs in small groups: a group's attempts, at the
+        configuration's timeout each, stay well within a worker's time limit."""
+        size = self.config_id[:1]._records_per_job()
+        return [self.browse(ids) for ids in split_every(size, self.ids)]
+
+    def _store_job(self, job_uuid, eta=None):
+        """Store the queue_job job ``job_uuid`` delivering these logs (already linked to it)."""
         what = (
             f"{len(self)} events"
             if len(self) > 1
             else f"{self.res_model} #{self.res_id or ''} {self.operation}"
         )
-        job = (
-            self.sudo()
-            .with_delay(
-                channel=CHANNEL,
-                eta=eta,
-                max_retries=0,
-                description=f"API sync: {what} ({config.name})",
-            )
-            ._deliver()
-        )
-        self.sudo().job_uuid = job.uuid
+        Job(
+            self.sudo()._deliver,
+            job_uuid=job_uuid,
+            eta=eta,
+            max_retries=0,
+            channel=CHANNEL,
+            description=f"API sync: {what} ({self.config_id[:1].name})",
+        ).store()
 
     # -- delivery (the job) -------------------------------------------------------------------
 
@@ -177,6 +176,7 @@ class ApiSyncLog(models.Model):
         )
         res_ids = self._res_ids()
         if res_ids:
+            self.env["api.sync.record.status"]._ensure(self.config_id, res_ids)
             self.env.cr.execute(
                 """SELECT id FROM api_sync_record_status
                     WHERE config_id = %s AND res_id IN %s ORDER BY id FOR UPDATE NOWAIT""",
@@ -404,7 +404,10 @@ class ApiSyncLog(models.Model):
 
     def _update_status(self):
         """Reflect the outcome on the records' status, and on the run the events belong to."""
-        self.env["api.sync.record.status"]._record_outcome(self)
+        Status = self.env["api.sync.record.status"]
+        for log in self:
+            Status._ensure(log.config_id, log._res_ids())
+        Status._record_outcome(self)
         finished = self.filtered(lambda log: log.state != "pending")
         finished.run_id.filtered(lambda run: run.state == "running")._queue_advance()
 

@@ -165,7 +165,6 @@ class ApiSyncRun(models.Model):
                 self.write({"selection_end_date": last_date, "selection_end_id": last_id})
                 if todo:
                     logs = Log.create(self._log_values(todo))
-                    self.env["api.sync.record.status"]._ensure(config, [r for r, _d in todo])
                     if config.delivery_mode == "batch":
                         for log in logs:
                             log._enqueue()
