@@ -262,11 +262,16 @@ CONVERTERS = {
 }
 
 
+def _label(record_label):
+    return record_label() if callable(record_label) else record_label
+
+
 def convert(line, value, record_label="record"):
     """Apply one mapping line to a source value; returns the JSON-ready value.
 
     Empty Odoo values (``False``, ``None``, empty lists) become the line's default, else ``null``;
-    but booleans are kept as ``false`` and x2many transforms give ``[]``.
+    but booleans are kept as ``false`` and x2many transforms give ``[]``. ``record_label`` (text,
+    or a function giving it) names the record in errors.
     """
     if line.transform == "constant":
         result = line.default
@@ -288,12 +293,13 @@ def convert(line, value, record_label="record"):
             result = CONVERTERS[line.transform](value, line.field_type)
         except (TypeError, ValueError, AttributeError) as exc:
             raise MappingError(
-                f"{record_label}: value of {'.'.join(line.source_path)!r} cannot be converted "
+                f"{_label(record_label)}: value of {'.'.join(line.source_path)!r} cannot be "
+                "converted "
                 f"with transform {line.transform!r} ({exc})."
             ) from None
     if line.required and (result is None or result == "" or result == []):
         raise MappingError(
-            f"{record_label}: required field {line.label or '.'.join(line.source_path)!r} "
+            f"{_label(record_label)}: required field {line.label or '.'.join(line.source_path)!r} "
             f"(target {line.target_key!r}) has no value."
         )
     return result

@@ -101,6 +101,9 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go in two writes: without this, each keep-alive answer waits
+            # for the client's delayed ACK (~40 ms)
+            disable_nagle_algorithm = True
 
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)

@@ -425,7 +425,7 @@ class ApiSyncConfig(models.Model):
         lines = self._mapping_lines()
         values = self.env["api.sync.field.mapping"]._read_source_values(records, lines)
         return [
-            mapping.build_payload(lines, record_values, self._record_label(record))
+            mapping.build_payload(lines, record_values, partial(self._record_label, record))
             for record, record_values in zip(records, values, strict=True)
         ]
 

@@ -1,7 +1,10 @@
 """One line of a configuration's field mapping: a source field path and where it lands in JSON."""
 
+from itertools import chain, islice
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
+from odoo.models import PREFETCH_MAX
 
 from ..engine import mapping
 
@@ -136,9 +139,16 @@ class ApiSyncFieldMapping(models.Model):
 
     @api.model
     def _prefetch_tree(self, records, tree):
-        """Load every field of ``tree`` for all ``records`` at once, level by level."""
+        """Load every field of ``tree`` for all ``records`` at once, level by level.
+
+        The records' prefetch set is loaded too (up to Odoo's prefetch size): mapping the events
+        of one job record by record then reads them all in the first query.
+        """
         if not records or not tree:
             return
+        records = records.browse(
+            list(dict.fromkeys(islice(chain(records._ids, records._prefetch_ids), PREFETCH_MAX)))
+        )
         records.fetch(list(tree))
         for fname, node in tree.items():
             field = records._fields[fname]

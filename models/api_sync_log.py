@@ -162,7 +162,15 @@ class ApiSyncLog(models.Model):
                 wake = max([wire.utc_now(), *filter(None, older.mapped("next_retry_at"))])
                 log._enqueue(eta=fields.Datetime.add(wake, seconds=BUSY_RETRY_SECONDS))
                 continue
-            log._attempt()
+            log.with_context(api_sync_prefetch=self._prefetch_by_model())._attempt()
+
+    def _prefetch_by_model(self):
+        """``{model: record ids}`` of this job's record events, read together when mapped."""
+        by_model = {}
+        for log in self:
+            if log.res_id and not log.request_body:
+                by_model.setdefault(log.res_model, []).append(log.res_id)
+        return by_model
 
     def _lock(self):
         """Lock this log and the sync status rows of its records (NOWAIT: never block a worker).
@@ -271,7 +279,8 @@ class ApiSyncLog(models.Model):
                 self._update_status()
                 return
         else:
-            record = self.env[self.res_model].browse(self.res_id).exists()
+            prefetch = self.env.context.get("api_sync_prefetch", {}).get(self.res_model, ())
+            record = self.env[self.res_model].browse(self.res_id).with_prefetch(prefetch).exists()
             if not record:
                 self.write(
                     {

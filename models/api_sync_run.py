@@ -152,7 +152,7 @@ class ApiSyncRun(models.Model):
         # horizon query: a transaction committing meanwhile is either seen or below the horizon.
         with self.env.registry.cursor() as select_cr:
             horizon = self._selection_horizon(select_cr)
-            while page := self._select_page(select_cr, last_date, last_id, horizon):
+            for page in self._select_pages(select_cr, last_date, last_id, horizon):
                 selected += len(page)
                 last_id, last_date = page[-1]
                 delivered = (
@@ -237,9 +237,13 @@ class ApiSyncRun(models.Model):
         )
         return cr.fetchone()[0]
 
-    def _select_page(self, cr, last_date, last_id, horizon):
-        """The next Batch Size ``(id, write_date)`` pairs of the domain after the given pair
-        (records of another company than the configuration's are left out)."""
+    def _select_pages(self, cr, last_date, last_id, horizon):
+        """``(id, write_date)`` pairs of the domain after the given pair, in pages of Batch
+        Size (records of another company than the configuration's are left out).
+
+        One ordered query read through a server-side cursor: the table is sorted once, however
+        many pages it takes, and only one page is in memory at a time.
+        """
         config = self.config_id
         Model = self.env[config.model_name].sudo().with_context(active_test=False)
         domain = config._get_domain()
@@ -253,9 +257,14 @@ class ApiSyncRun(models.Model):
             query.add_where(SQL("(%s, %s) > (%s, %s)", write_date, record_id, last_date, last_id))
         query.add_where(SQL("%s < %s", write_date, horizon))
         query.order = SQL("%s, %s", write_date, record_id)
-        query.limit = config.batch_size
-        cr.execute(query.select(record_id, write_date))
-        return cr.fetchall()
+        select = query.select(record_id, write_date)
+        # a test cursor (tests) wraps the cursor whose connection it shares
+        connection = getattr(cr, "_cnx", None) or cr._cursor._cnx
+        with connection.cursor(name=f"api_sync_run_{self.id}") as stream:
+            stream.itersize = config.batch_size
+            stream.execute(select.code, select.params)
+            while page := stream.fetchmany(config.batch_size):
+                yield page
 
     def _delivered_versions(self, res_ids):
         """``{record id: version}`` of the records last delivered to the configuration."""
@@ -314,7 +323,11 @@ class ApiSyncRun(models.Model):
         for run in self.sudo():
             if run.state != "running":
                 continue
-            self.env.cr.execute("SELECT id FROM api_sync_run WHERE id = %s FOR UPDATE", (run.id,))
+            # NO KEY UPDATE: deliveries writing logs of this run (foreign key checks take KEY
+            # SHARE locks on it) are not blocked nor made to fail by it
+            self.env.cr.execute(
+                "SELECT id FROM api_sync_run WHERE id = %s FOR NO KEY UPDATE", (run.id,)
+            )
             config = run.config_id
             self.env["api.sync.log"].flush_model()
             self.env.cr.execute(

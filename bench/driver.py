@@ -1,0 +1,1190 @@
+"""The api_sync benchmark driver (issue 6), started by ``tools/bench``; see BENCHMARKS.md.
+
+Parts 1 to 3 run inside this process on an Odoo registry of the bench database; parts 4 and 5
+start an Odoo server with workers and the queue_job runner. Receivers are processes of their own
+(``bench/receiver_proc.py``) on 127.0.0.1. Every figure that matters is a ratio of two medians
+measured in the same run, in interleaved rounds. Everything is bounded in time.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+# Sizes: (full, quick).
+SIZES = {
+    "rounds": (3, 3),
+    "write_n": (500, 100),  # contacts created then updated per setup (parts 1, 2)
+    "write_n_slow": (40, 10),  # the same with Odoo's webhook to the 200 ms receiver
+    "mapping_n": (10_000, 2_000),  # part 3
+    "naive_n": (
+        2_500,
+        1_000,
+    ),  # part 3: the naive implementation's sample (per-record figures)
+    "record_m": (300, 100),  # part 4, events per round in record mode
+    "batch_m": (10_000, 2_000),  # part 4, records per round in batch mode
+    "scale_small": (10_000, 2_000),  # part 5
+    "scale_large": (100_000, 20_000),
+}
+WRITE_BLOCK = 100  # parts 1 and 2: calls per setup before the next setup takes its turn
+BATCH_SIZE = 100  # part 4
+SCALE_BATCH_SIZE = 500  # part 5
+WAIT_LIMIT = 900  # seconds: no wait for deliveries lasts longer than this
+
+TARGETS = {
+    # key: (comparison, threshold)
+    "write_overhead_ratio": ("<=", 1.10),
+    "latency_independence_ratio": ("<=", 1.05),
+    "mapping_vs_naive_ratio": ("<=", 0.25),
+    "record_vs_bare_ratio": (">=", 0.2),
+    "batch_vs_bare_ratio": (">=", 0.5),
+    "batch_vs_record_ratio": (">=", 20.0),
+    "scaling_ratio": ("<=", 11.0),
+    "scaling_peak_rss_ratio": ("<=", 1.10),
+}
+
+MAPPED_FIELDS = ["name", "email", "phone", "parent_id", "country_id", "category_id"]
+SYNC_LINES = [  # part 1 (c), part 4: the "few mapping lines" of the brief
+    ("name", "name", "raw"),
+    ("email", "contact.email", "raw"),
+    ("phone", "contact.phone", "raw"),
+    ("parent_id", "company", "many2one_name"),
+    ("country_id.code", "address.country", "raw"),
+    ("category_id", "tags", "x2many_names"),
+]
+MAPPING_LINES = [  # part 3: 10 fields including relations
+    *SYNC_LINES,
+    ("street", "address.street", "raw"),
+    ("city", "address.city", "raw"),
+    ("parent_id.country_id.code", "company_country", "raw"),
+    ("write_date", "updated_at", "datetime"),
+]
+
+
+def log(message):
+    print(f"[bench] {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+# -- receivers ------------------------------------------------------------------------------------
+
+
+class ReceiverProcess:
+    """``bench/receiver_proc.py`` in a process of its own."""
+
+    def __init__(self, python, delay, workdir):
+        self.count_file = os.path.join(workdir, f"receiver-{delay}-{os.getpid()}.count")
+        self.proc = subprocess.Popen(
+            [
+                python,
+                os.path.join(HERE, "receiver_proc.py"),
+                "--delay",
+                str(delay),
+                "--count-file",
+                self.count_file,
+                "--lifetime",
+                "7200",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            raise RuntimeError("the receiver did not start")
+        self.port = int(line[1])
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    def count(self):
+        time.sleep(0.25)
+        try:
+            with open(self.count_file) as handle:
+                return int(handle.read() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        for path in (self.count_file, self.count_file + ".tmp"):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+# -- Odoo in this process ---------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.results = {}
+        self.details = {}
+        sys.path.insert(0, args.odoo)
+        import odoo  # noqa: PLC0415 - the tree is on the path only now
+
+        odoo.tools.config.parse_config(["-c", args.conf, "--log-level=warn"])
+        self.odoo = odoo
+        self.registry = odoo.modules.registry.Registry(args.db)
+        self.api = odoo.api
+        self.Command = odoo.Command
+
+    def size(self, name):
+        return SIZES[name][1 if self.quick else 0]
+
+    def cursor(self):
+        return self.registry.cursor()
+
+    def env(self, cr, uid=2):
+        return self.api.Environment(cr, uid, {"lang": "en_US", "tz": "UTC"})
+
+    # -- data -------------------------------------------------------------------------------
+
+    def prepare_data(self):
+        """Companies, tags, and the contacts the parts read (SQL: fast; not measured)."""
+        with self.cursor() as cr:
+            env = self.env(cr, self.odoo.SUPERUSER_ID)
+            env["api.sync.config"].search([]).active = False
+            tags = env["res.partner.category"].search([("name", "=like", "Bench tag %")])
+            tags = tags or env["res.partner.category"].create(
+                [{"name": f"Bench tag {i}"} for i in range(5)]
+            )
+            countries = env["res.country"].search([("code", "!=", False)], limit=20, order="id")
+            companies = env["res.partner"].search([("ref", "=", "bench-company")])
+            companies = companies or env["res.partner"].create(
+                [
+                    {
+                        "name": f"Bench Company {i}",
+                        "is_company": True,
+                        "country_id": countries[i % len(countries)].id,
+                        "ref": "bench-company",
+                    }
+                    for i in range(50)
+                ]
+            )
+            cr.commit()
+        self.tag_ids = tags.ids
+        self.country_ids = countries.ids
+        self.company_ids = companies.ids
+        started = time.perf_counter()
+        self.insert_contacts(self.size("scale_small"), "b-small")
+        self.insert_contacts(self.size("write_n"), "writer")
+        self.writer_ids = self.contact_ids("writer")
+        log(f"data: {self.size('scale_small')} contacts in {time.perf_counter() - started:.1f} s")
+
+    def insert_contacts(self, count, ref):
+        """``count`` contacts with ``ref``, written an hour ago, by SQL (not measured)."""
+        count -= len(self.contact_ids(ref))  # --reuse-db: only what is missing
+        if count <= 0:
+            return
+        with self.cursor() as cr:
+            cr.execute(
+                """
+                INSERT INTO res_partner
+                    (name, complete_name, email, email_normalized, phone, street, city, zip,
+                     country_id, parent_id, type, active, is_company, ref, lang, tz,
+                     partner_share, create_uid, write_uid, create_date, write_date)
+                SELECT 'Bench Contact ' || %(ref)s || ' ' || g,
+                       'Bench Contact ' || %(ref)s || ' ' || g,
+                       'contact' || g || '.' || %(ref)s || '@example.com',
+                       'contact' || g || '.' || %(ref)s || '@example.com',
+                       '+1 555 ' || lpad(g::text, 7, '0'),
+                       g || ' Benchmark Street', 'Bench City ' || (g %% 97),
+                       lpad((g %% 99999)::text, 5, '0'),
+                       (%(countries)s::int[])[1 + g %% array_length(%(countries)s::int[], 1)],
+                       CASE WHEN g %% 5 = 0 THEN NULL
+                            ELSE (%(companies)s::int[])
+                                 [1 + g %% array_length(%(companies)s::int[], 1)]
+                       END,
+                       'contact', true, false, %(ref)s, 'en_US', 'UTC', true, 2, 2,
+                       now() AT TIME ZONE 'UTC' - interval '1 hour',
+                       now() AT TIME ZONE 'UTC' - interval '1 hour' + g * interval '1 millisecond'
+                  FROM generate_series(1, %(count)s) AS g
+                """,
+                {
+                    "ref": ref,
+                    "count": count,
+                    "countries": self.country_ids,
+                    "companies": self.company_ids,
+                },
+            )
+            cr.execute(
+                """UPDATE res_partner p
+                      SET complete_name = c.name || ', ' || p.name,
+                          commercial_partner_id = c.id, commercial_company_name = c.name
+                     FROM res_partner c
+                    WHERE p.parent_id = c.id AND p.ref = %s""",
+                (ref,),
+            )
+            cr.execute(
+                """UPDATE res_partner SET commercial_partner_id = id
+                    WHERE parent_id IS NULL AND ref = %s""",
+                (ref,),
+            )
+            cr.execute(
+                """INSERT INTO res_partner_res_partner_category_rel (category_id, partner_id)
+                   SELECT (%(tags)s::int[])[1 + id %% 5], id FROM res_partner
+                    WHERE ref = %(ref)s AND id %% 3 <> 0
+                   UNION
+                   SELECT (%(tags)s::int[])[1 + (id + 2) %% 5], id FROM res_partner
+                    WHERE ref = %(ref)s AND id %% 3 = 1""",
+                {"tags": self.tag_ids, "ref": ref},
+            )
+            cr.commit()
+
+    def contact_ids(self, ref, limit=None):
+        with self.cursor() as cr:
+            cr.execute(
+                "SELECT id FROM res_partner WHERE ref = %s ORDER BY id"
+                + (f" LIMIT {int(limit)}" if limit else ""),
+                (ref,),
+            )
+            return [row[0] for row in cr.fetchall()]
+
+    def make_config(self, env, name, url, lines, **values):
+        config = env["api.sync.config"].create(
+            {
+                "name": name,
+                "model_id": env["ir.model"]._get("res.partner").id,
+                "endpoint_url": url,
+                "company_id": False,
+                **values,
+            }
+        )
+        env["api.sync.field.mapping"].create(
+            [
+                {
+                    "config_id": config.id,
+                    "sequence": index,
+                    "source_path": path,
+                    "target_key": key,
+                    "transform": transform,
+                }
+                for index, (path, key, transform) in enumerate(lines)
+            ]
+        )
+        return config
+
+    # -- part 1 and 2: the write path ---------------------------------------------------------
+
+    def _setup(self, env, kind, url):
+        """Create the rule of one setup (in the caller's transaction); returns the config."""
+        sudo = env(su=True)
+        model = sudo["ir.model"]._get("res.partner")
+        watched = sudo["ir.model.fields"].search(
+            [("model", "=", "res.partner"), ("name", "in", MAPPED_FIELDS)]
+        )
+        config = None
+        if kind == "empty":
+            sudo["base.automation"].create(
+                {
+                    "name": "bench: empty code",
+                    "model_id": model.id,
+                    "trigger": "on_create_or_write",
+                    "trigger_field_ids": [self.Command.set(watched.ids)],
+                    "action_server_ids": [
+                        self.Command.create(
+                            {
+                                "name": "bench: pass",
+                                "model_id": model.id,
+                                "state": "code",
+                                "code": "pass",
+                            }
+                        )
+                    ],
+                }
+            )
+        elif kind == "api_sync":
+            config = self.make_config(sudo, "bench write path", url, SYNC_LINES)
+            config._generate_automation_rules(True, True, False)
+        elif kind == "webhook":
+            sudo["base.automation"].create(
+                {
+                    "name": "bench: native webhook",
+                    "model_id": model.id,
+                    "trigger": "on_create_or_write",
+                    "trigger_field_ids": [self.Command.set(watched.ids)],
+                    "action_server_ids": [
+                        self.Command.create(
+                            {
+                                "name": "bench: webhook",
+                                "model_id": model.id,
+                                "state": "webhook",
+                                "webhook_url": url,
+                                "webhook_field_ids": [self.Command.set(watched.ids)],
+                            }
+                        )
+                    ],
+                }
+            )
+        self._reregister(sudo)
+        return config
+
+    def _reregister(self, env):
+        """Patch the models after the rules in the current transaction (and after rollbacks)."""
+        automation = env["base.automation"]
+        automation._unregister_hook()
+        automation._register_hook()
+
+    def _write_run(self, kind, url, start, n, tag):
+        """One block of a setup: ``n`` creations, then ``n`` updates of existing contacts (from
+        ``start`` in the pool), each call in a transaction of its own (as an RPC call would be)
+        that is rolled back. The setup's rule is committed before and removed after (neither is
+        measured). Returns the seconds of every call and the query counts."""
+        with self.cursor() as cr:
+            env = self.env(cr, self.odoo.SUPERUSER_ID)
+            rules_before = set(
+                env["base.automation"].with_context(active_test=False).search([]).ids
+            )
+            config = self._setup(env, kind, url)
+            cr.commit()
+        companies, countries, tags = self.company_ids, self.country_ids, self.tag_ids
+        create_s, write_s = [], []
+        create_q = write_q = 0
+        logs = 0
+        try:
+            for i in range(n):
+                with self.cursor() as cr:
+                    env = self.env(cr)
+                    q0, t0 = cr.sql_log_count, time.perf_counter()
+                    env["res.partner"].create(
+                        {
+                            "name": f"Writer {tag} {start + i}",
+                            "email": f"writer{i}.{tag}@example.com",
+                            "phone": f"+1 555 {i:07d}",
+                            "parent_id": companies[i % len(companies)],
+                            "country_id": countries[i % len(countries)],
+                            "category_id": [self.Command.set([tags[i % len(tags)]])],
+                        }
+                    )
+                    cr.flush()  # the ORM flush and the precommit hooks, as at commit
+                    create_s.append(time.perf_counter() - t0)
+                    create_q += cr.sql_log_count - q0
+                    if config:
+                        cr.execute(
+                            "SELECT count(*) FROM api_sync_log WHERE config_id = %s",
+                            (config.id,),
+                        )
+                        logs += cr.fetchone()[0]
+                    cr.rollback()
+            for i, partner_id in enumerate(self.writer_ids[start : start + n]):
+                with self.cursor() as cr:
+                    env = self.env(cr)
+                    q0, t0 = cr.sql_log_count, time.perf_counter()
+                    env["res.partner"].browse(partner_id).write(
+                        {
+                            "email": f"edited{i}.{tag}@example.com",
+                            "phone": f"+1 666 {i:07d}",
+                        }
+                    )
+                    cr.flush()  # the ORM flush and the precommit hooks, as at commit
+                    write_s.append(time.perf_counter() - t0)
+                    write_q += cr.sql_log_count - q0
+                    if config:
+                        cr.execute(
+                            "SELECT count(*) FROM api_sync_log WHERE config_id = %s",
+                            (config.id,),
+                        )
+                        logs += cr.fetchone()[0]
+                    cr.rollback()
+        finally:
+            with self.cursor() as cr:
+                env = self.env(cr, self.odoo.SUPERUSER_ID)
+                Automation = env["base.automation"].with_context(active_test=False)
+                rules = Automation.search([("id", "not in", list(rules_before))])
+                actions = rules.action_server_ids
+                rules.unlink()
+                actions.exists().unlink()
+                if config:
+                    config.with_env(env).unlink()
+                cr.commit()
+                self._reregister(env)
+                cr.commit()
+        if config and logs != 2 * n:
+            raise RuntimeError(f"api_sync setup queued {logs} events for {2 * n} calls")
+        return {
+            "create": create_s,
+            "write": write_s,
+            "create_q": create_q,
+            "write_q": write_q,
+        }
+
+    @staticmethod
+    def _summary(blocks):
+        """Per-call medians (robust to the other tenants of this machine) of pooled blocks."""
+        creates = [t for block in blocks for t in block["create"]]
+        writes = [t for block in blocks for t in block["write"]]
+        return {
+            "create_s": median(creates),
+            "write_s": median(writes),
+            "pair_s": median(creates) + median(writes),
+            "pair_mean_s": (sum(creates) + sum(writes)) / len(creates),
+            "create_queries": sum(block["create_q"] for block in blocks) / len(creates),
+            "write_queries": sum(block["write_q"] for block in blocks) / len(writes),
+        }
+
+    def part_write_path(self, fast, slow):
+        n, n_slow, rounds = (
+            self.size("write_n"),
+            self.size("write_n_slow"),
+            self.size("rounds"),
+        )
+        setups = [
+            ("none", "none", None, n),
+            ("empty", "empty", None, n),
+            ("api_sync", "api_sync", fast, n),
+            ("webhook", "webhook", fast, n),
+            ("api_sync_slow", "api_sync", slow, n),
+            ("webhook_slow", "webhook", slow, n_slow),
+        ]
+        # Warm-up (caches, first-use code paths); not counted.
+        for name, kind, receiver, _n in setups[:4]:
+            self._write_run(kind, receiver.url if receiver else None, 0, 20, f"warm-{name}")
+        # The setups alternate in blocks of a few seconds, so that the load of the other tenants
+        # of this machine falls on all of them alike.
+        block = min(WRITE_BLOCK, n)
+        blocks = max(1, n // block)
+        runs = {name: [] for name, *_ in setups}
+        hits = {
+            "api_sync_fast": 0,
+            "api_sync_slow": 0,
+            "webhook_fast": 0,
+            "webhook_slow": 0,
+        }
+        for round_no in range(rounds):
+            pooled = {name: [] for name, *_ in setups}
+            for block_no in range(blocks):
+                shift = (round_no + block_no) % len(setups)
+                for name, kind, receiver, size in setups[shift:] + setups[:shift]:
+                    count = max(1, size // blocks)
+                    before = receiver.count() if receiver else 0
+                    pooled[name].append(
+                        self._write_run(
+                            kind,
+                            receiver.url if receiver else None,
+                            block_no * count,
+                            count,
+                            f"r{round_no}-{name}",
+                        )
+                    )
+                    if receiver:
+                        key = f"{kind}_{'slow' if receiver is slow else 'fast'}"
+                        hits[key] += receiver.count() - before
+            for name, *_ in setups:
+                result = self._summary(pooled[name])
+                runs[name].append(result)
+                log(
+                    f"write path round {round_no + 1}/{rounds} {name:14s} "
+                    f"{result['pair_s'] * 1000:7.2f} ms/contact (create+write), "
+                    f"{result['create_queries']:.1f} q/create, "
+                    f"{result['write_queries']:.1f} q/write"
+                )
+        med = {
+            name: {key: median([r[key] for r in rs]) for key in rs[0]} for name, rs in runs.items()
+        }
+        pair = {name: values["pair_s"] for name, values in med.items()}
+        self.results["write_overhead_ratio"] = ratio(pair["api_sync"], pair["empty"])
+        self.results["rule_floor_ratio"] = ratio(pair["empty"], pair["none"])
+        self.results["native_webhook_overhead_ratio"] = ratio(pair["webhook"], pair["none"])
+        self.results["api_sync_overhead_vs_no_rule"] = ratio(pair["api_sync"], pair["none"])
+        self.results["latency_independence_ratio"] = ratio(pair["api_sync_slow"], pair["api_sync"])
+        self.results["native_webhook_slow_overhead_ratio"] = ratio(
+            pair["webhook_slow"], pair["none"]
+        )
+        self.results["native_webhook_latency_ratio"] = ratio(pair["webhook_slow"], pair["webhook"])
+        self.results["create_overhead_ratio"] = ratio(
+            med["api_sync"]["create_s"], med["empty"]["create_s"]
+        )
+        self.results["update_overhead_ratio"] = ratio(
+            med["api_sync"]["write_s"], med["empty"]["write_s"]
+        )
+        for name in ("none", "empty", "api_sync", "webhook"):
+            self.results[f"queries_per_create_{name}"] = med[name]["create_queries"]
+            self.results[f"queries_per_write_{name}"] = med[name]["write_queries"]
+        self.details["write_path"] = {
+            "contacts_per_setup": n,
+            "block": block,
+            "contacts_per_setup_webhook_slow": n_slow,
+            "rounds": rounds,
+            "median_ms_per_contact": {
+                name: {
+                    key: round(values[key] * 1000, 3) if key.endswith("_s") else values[key]
+                    for key in values
+                }
+                for name, values in med.items()
+            },
+            "receiver_requests_during_runs": hits,
+        }
+
+    # -- part 3: mapping --------------------------------------------------------------------
+
+    def _naive_payloads(self, env, config, ids):
+        """A per-record implementation: each record read on its own, with a cold cache."""
+        from odoo.addons.api_sync.engine import mapping  # noqa: PLC0415
+
+        lines = config._mapping_lines()
+        Partner, Country, Category = (
+            env["res.partner"],
+            env["res.country"],
+            env["res.partner.category"],
+        )
+        direct = [
+            "name",
+            "email",
+            "phone",
+            "street",
+            "city",
+            "write_date",
+            "country_id",
+            "parent_id",
+            "category_id",
+        ]
+        payloads = []
+        for record_id in ids:
+            env.invalidate_all()
+            values = Partner.browse(record_id).read(direct, load=None)[0]
+            country = (
+                values["country_id"] and Country.browse(values["country_id"]).read(["code"])[0]
+            )
+            parent = (
+                values["parent_id"]
+                and Partner.browse(values["parent_id"]).read(
+                    ["display_name", "country_id"], load=None
+                )[0]
+            )
+            parent_country = (
+                parent
+                and parent["country_id"]
+                and Country.browse(parent["country_id"]).read(["code"])[0]
+            )
+            tags = Category.browse(values["category_id"]).read(["display_name"])
+            by_path = {
+                ("name",): values["name"],
+                ("email",): values["email"],
+                ("phone",): values["phone"],
+                ("street",): values["street"],
+                ("city",): values["city"],
+                ("write_date",): values["write_date"],
+                ("parent_id",): parent and mapping.Relation(parent["id"], parent["display_name"]),
+                ("country_id", "code"): country and country["code"],
+                ("category_id",): [mapping.Relation(t["id"], t["display_name"]) for t in tags],
+                ("parent_id", "country_id", "code"): parent_country and parent_country["code"],
+            }
+            payloads.append(
+                mapping.build_payload(lines, [by_path[line.source_path] for line in lines])
+            )
+        return payloads
+
+    def part_mapping(self, fast):
+        n, rounds = self.size("mapping_n"), self.size("rounds")
+        ids = self.contact_ids("b-small", n)
+        # The naive implementation reads each record cold, so its cost per record does not depend
+        # on how many there are: it is timed on a sample of the same contacts, per record.
+        naive_ids = ids[:: max(1, len(ids) // self.size("naive_n"))][: self.size("naive_n")]
+        sizes = {"ours": len(ids), "naive": len(naive_ids)}
+        with self.cursor() as cr:
+            env = self.env(cr)
+            config = self.make_config(env(su=True), "bench mapping", fast.url, MAPPING_LINES)
+            config = config.with_env(env)
+            env.flush_all()
+            # Equal payloads, or the comparison means nothing.
+            sample = ids[:50]
+            env.invalidate_all()
+            ours = config.prepare_outbound_data(env["res.partner"].browse(sample))
+            naive = self._naive_payloads(env, config, sample)
+            same = json.dumps(ours, sort_keys=True, default=str) == json.dumps(
+                naive, sort_keys=True, default=str
+            )
+            if not same:
+                log("WARNING: the naive payloads differ from prepare_outbound_data's")
+            timings = {"ours": [], "naive": []}
+            queries = {"ours": [], "naive": []}
+            ours_small_queries = None
+            for round_no in range(rounds):
+                for name in ("ours", "naive") if round_no % 2 == 0 else ("naive", "ours"):
+                    env.invalidate_all()
+                    records = env["res.partner"].browse(ids)
+                    q0, t0 = cr.sql_log_count, time.perf_counter()
+                    if name == "ours":
+                        config.prepare_outbound_data(records)
+                    else:
+                        self._naive_payloads(env, config, naive_ids)
+                    timings[name].append((time.perf_counter() - t0) / sizes[name])
+                    queries[name].append((cr.sql_log_count - q0) / sizes[name])
+                log(
+                    f"mapping round {round_no + 1}/{rounds}: ours {timings['ours'][-1] * 1e6:.0f} "
+                    f"us/record ({sizes['ours']} contacts), naive "
+                    f"{timings['naive'][-1] * 1e6:.0f} us/record ({sizes['naive']} contacts)"
+                )
+            env.invalidate_all()
+            q0 = cr.sql_log_count
+            config.prepare_outbound_data(env["res.partner"].browse(ids[: n // 10]))
+            ours_small_queries = cr.sql_log_count - q0
+            cr.rollback()
+        self.results["mapping_vs_naive_ratio"] = ratio(
+            median(timings["ours"]), median(timings["naive"])
+        )
+        self.results["mapping_queries_ours"] = median(queries["ours"]) * sizes["ours"]
+        self.results["mapping_queries_naive_per_record"] = median(queries["naive"])
+        self.details["mapping"] = {
+            "records": sizes,
+            "lines": len(MAPPING_LINES),
+            "median_us_per_record": {name: median(v) * 1e6 for name, v in timings.items()},
+            "records_per_s_ours": 1 / median(timings["ours"]),
+            "queries_per_record": {name: median(values) for name, values in queries.items()},
+            f"queries_ours_{n // 10}_records": ours_small_queries,
+            "naive_payloads_equal": same,
+        }
+
+    # -- parts 4 and 5: the server ---------------------------------------------------------
+
+    def start_server(self):
+        port = int(self._conf_value("http_port"))
+        self.server_log = open(self.args.log, "a")
+        self.server = subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(self.args.odoo, "odoo-bin"),
+                "-c",
+                self.args.conf,
+                "--logfile",
+                self.args.log,
+            ],
+            stdout=self.server_log,
+            stderr=subprocess.STDOUT,
+        )
+        import requests  # noqa: PLC0415
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                raise RuntimeError(f"the Odoo server stopped; see {self.args.log}")
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/web/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("the Odoo server did not answer within 120 s")
+        log(f"Odoo server with workers and the job runner on port {port}")
+
+    def stop_server(self):
+        if getattr(self, "server", None) and self.server.poll() is None:
+            self.server.terminate()
+            try:
+                self.server.wait(30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait(10)
+        if getattr(self, "server_log", None):
+            self.server_log.close()
+
+    def _conf_value(self, key):
+        with open(self.args.conf) as handle:
+            for line in handle:
+                name, _, value = line.partition("=")
+                if name.strip() == key:
+                    return value.strip()
+        return None
+
+    def _worker_pids(self):
+        import psutil  # noqa: PLC0415
+
+        try:
+            return [child.pid for child in psutil.Process(self.server.pid).children()]
+        except psutil.Error:
+            return []
+
+    def _wait_logs(self, log_ids):
+        """Seconds until every log is out of ``pending`` (polled every 50 ms), and the states."""
+        import psycopg2  # noqa: PLC0415
+
+        started = time.perf_counter()
+        connection = psycopg2.connect(dbname=self.args.db)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cur:
+                while True:
+                    cur.execute(
+                        "SELECT state, count(*) FROM api_sync_log WHERE id = ANY(%s) "
+                        "GROUP BY state",
+                        (log_ids,),
+                    )
+                    states = dict(cur.fetchall())
+                    elapsed = time.perf_counter() - started
+                    if not states.get("pending") or elapsed > WAIT_LIMIT:
+                        return elapsed, states
+                    time.sleep(0.05)
+        finally:
+            connection.close()
+
+    def _bodies(self, log_ids):
+        with self.cursor() as cr:
+            cr.execute(
+                "SELECT request_body FROM api_sync_log WHERE id = ANY(%s) ORDER BY id",
+                (log_ids,),
+            )
+            return [row[0].encode() for row in cr.fetchall()]
+
+    def _bare(self, url, bodies):
+        """A plain loop of ``requests`` over one keep-alive session: seconds for the bodies."""
+        import requests  # noqa: PLC0415
+
+        with requests.Session() as session:
+            session.post(
+                url,
+                data=bodies[0],
+                headers={"Content-Type": "application/json"},
+                timeout=10,
+            )
+            started = time.perf_counter()
+            for body in bodies:
+                response = session.post(
+                    url,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=10,
+                )
+                response.raise_for_status()
+            return time.perf_counter() - started
+
+    def _enqueue_records(self, config_id, ids):
+        with self.cursor() as cr:
+            env = self.env(cr)
+            config = env["api.sync.config"].browse(config_id)
+            logs = config.sync_record(env["res.partner"].browse(ids), "update")
+            cr.commit()
+            return logs.ids
+
+    def _enqueue_batch(self, config_id, ids):
+        with self.cursor() as cr:
+            env = self.env(cr)
+            config = env["api.sync.config"].browse(config_id)
+            logs = config.send_batch(env["res.partner"].browse(ids))
+            cr.commit()
+            return logs.ids
+
+    def part_throughput(self, fast):
+        rounds, record_m, batch_m = (
+            self.size("rounds"),
+            self.size("record_m"),
+            self.size("batch_m"),
+        )
+        ids = self.contact_ids("b-small")
+        with self.cursor() as cr:
+            env = self.env(cr, self.odoo.SUPERUSER_ID)
+            record_config = self.make_config(
+                env, "bench record", fast.url, SYNC_LINES, signing_secret=_secret()
+            )
+            batch_config = self.make_config(
+                env,
+                "bench batch",
+                fast.url,
+                SYNC_LINES,
+                signing_secret=_secret(),
+                delivery_mode="batch",
+                batch_size=BATCH_SIZE,
+            )
+            cr.commit()
+            record_id, batch_id = record_config.id, batch_config.id
+        # Warm-up: every worker loads the registry and runs a job of each kind.
+        warm = self._enqueue_records(record_id, ids[-20:]) + self._enqueue_batch(
+            batch_id, ids[-400:]
+        )
+        elapsed, states = self._wait_logs(warm)
+        log(f"throughput warm-up: {states} in {elapsed:.1f} s")
+        runs = {"record": [], "batch": [], "bare_record": [], "bare_batch": []}
+        for round_no in range(rounds):
+            chunk = ids[round_no * record_m : (round_no + 1) * record_m]
+            batch_ids = ids[:batch_m]
+            steps = [("record", chunk), ("batch", batch_ids)]
+            for name, step_ids in steps if round_no % 2 == 0 else steps[::-1]:
+                started = time.perf_counter()
+                if name == "record":
+                    log_ids = self._enqueue_records(record_id, step_ids)
+                else:
+                    log_ids = self._enqueue_batch(batch_id, step_ids)
+                enqueue_s = time.perf_counter() - started
+                elapsed, states = self._wait_logs(log_ids)
+                if set(states) != {"done"}:
+                    raise RuntimeError(f"{name} deliveries did not all succeed: {states}")
+                runs[name].append(len(step_ids) / elapsed)
+                bodies = self._bodies(log_ids)
+                bare_s = median([self._bare(fast.url, bodies) for _ in range(3)])
+                runs[f"bare_{name}"].append(len(step_ids) / bare_s)
+                log(
+                    f"throughput round {round_no + 1}/{rounds} {name}: {len(step_ids)} records, "
+                    f"{len(log_ids)} requests, enqueued in {enqueue_s:.2f} s, delivered in "
+                    f"{elapsed:.2f} s = {runs[name][-1]:.0f} records/s; bare loop "
+                    f"{runs[f'bare_{name}'][-1]:.0f} records/s"
+                )
+        med = {name: median(values) for name, values in runs.items()}
+        self.results["record_vs_bare_ratio"] = ratio(med["record"], med["bare_record"])
+        self.results["batch_vs_bare_ratio"] = ratio(med["batch"], med["bare_batch"])
+        self.results["batch_vs_record_ratio"] = ratio(med["batch"], med["record"])
+        self.details["throughput"] = {
+            "rounds": rounds,
+            "record_mode_events": record_m,
+            "batch_mode_records": batch_m,
+            "batch_size": BATCH_SIZE,
+            "workers": self._conf_value("workers"),
+            "channels": self._conf_value("channels"),
+            "median_records_per_s": med,
+        }
+
+    def part_scaling(self, fast):
+        small, large, rounds = (
+            self.size("scale_small"),
+            self.size("scale_large"),
+            self.size("rounds"),
+        )
+        started = time.perf_counter()
+        self.insert_contacts(large - small, "b-large")
+        log(f"data: {large - small} more contacts in {time.perf_counter() - started:.1f} s")
+        with self.cursor() as cr:
+            env = self.env(cr, self.odoo.SUPERUSER_ID)
+            use_runs = "api.sync.run" in env and hasattr(
+                env["api.sync.config"], "action_full_resync"
+            )
+            configs = {}
+            for size, refs in ((small, ["b-small"]), (large, ["b-small", "b-large"])):
+                configs[size] = self.make_config(
+                    env,
+                    f"bench scaling {size}",
+                    fast.url,
+                    SYNC_LINES,
+                    signing_secret=_secret(),
+                    delivery_mode="batch",
+                    batch_size=SCALE_BATCH_SIZE,
+                    domain=repr([("ref", "in", refs)]),
+                ).id
+            cr.commit()
+        api = "action_full_resync" if use_runs else "send_batch"
+        log(f"scaling: full batch sync through {api}")
+        times = {small: [], large: []}
+        rss = {small: [], large: []}
+        starter_growth = {small: [], large: []}
+        starts = {small: [], large: []}
+        for round_no in range(rounds):
+            for size in (small, large) if round_no % 2 == 0 else (large, small):
+                sampler = RssSampler(self._worker_pids)
+                sampler.start()
+                try:
+                    elapsed, enqueue_s, outcome, growth = self._full_sync(configs[size], use_runs)
+                finally:
+                    peak = sampler.stop()
+                if use_runs and outcome["sent"] != size:
+                    raise RuntimeError(f"the run sent {outcome['sent']} records, not {size}")
+                times[size].append(elapsed)
+                starts[size].append(enqueue_s)
+                rss[size].append(peak)
+                starter_growth[size].append(growth)
+                log(
+                    f"scaling round {round_no + 1}/{rounds}: {size} contacts in {elapsed:.1f} s "
+                    f"(selection and queueing {enqueue_s:.1f} s), {size / elapsed:.0f} records/s, "
+                    f"worker peak RSS {peak / 2**20:.0f} MiB, starting process grew "
+                    f"{growth / 2**20:.0f} MiB, {outcome}"
+                )
+        self.results["scaling_ratio"] = ratio(median(times[large]), median(times[small]))
+        # The two phases apart: selecting and queueing (one transaction in the starting process),
+        # then delivering (the workers).
+        self.results["scaling_selection_ratio"] = ratio(
+            median(starts[large]), median(starts[small])
+        )
+        self.results["scaling_delivery_ratio"] = ratio(
+            median([t - e for t, e in zip(times[large], starts[large], strict=True)]),
+            median([t - e for t, e in zip(times[small], starts[small], strict=True)]),
+        )
+        self.results["scaling_peak_rss_ratio"] = ratio(median(rss[large]), median(rss[small]))
+        self.details["scaling"] = {
+            "api": api,
+            "sizes": [small, large],
+            "batch_size": SCALE_BATCH_SIZE,
+            "median_s": {str(size): median(values) for size, values in times.items()},
+            "all_s": times,
+            "median_selection_s": {str(size): median(values) for size, values in starts.items()},
+            "median_records_per_s": {
+                str(size): size / median(values) for size, values in times.items()
+            },
+            "median_worker_peak_rss_mib": {
+                str(size): median(values) / 2**20 for size, values in rss.items()
+            },
+            "median_starting_process_rss_growth_mib": {
+                str(size): median(values) / 2**20 for size, values in starter_growth.items()
+            },
+        }
+
+    def _full_sync(self, config_id, use_runs):
+        """One full batch sync of a configuration, started in a process of its own (as a user's
+        request would be); returns seconds until every delivery is done, the seconds the start
+        took, the outcome, and that process's peak RSS growth while it selected and queued."""
+        import psycopg2  # noqa: PLC0415
+
+        child = subprocess.run(
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--odoo",
+                self.args.odoo,
+                "--conf",
+                self.args.conf,
+                "--db",
+                self.args.db,
+                "--log",
+                self.args.log,
+                "--out",
+                "-",
+                "--child-full-sync",
+                str(config_id),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=WAIT_LIMIT,
+            check=False,
+        )
+        if child.returncode:
+            raise RuntimeError(f"full sync start failed: {child.stderr[-2000:]}")
+        started = json.loads(child.stdout.strip().splitlines()[-1])
+        enqueue_s = started["enqueue_s"]
+        if not use_runs:
+            _elapsed, states = self._wait_logs(started["log_ids"])
+            if set(states) != {"done"}:
+                raise RuntimeError(f"batch deliveries did not all succeed: {states}")
+            return time.time() - started["t0"], enqueue_s, states, started["rss_growth"]
+        connection = psycopg2.connect(dbname=self.args.db)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cur:
+                while True:
+                    cur.execute(
+                        "SELECT state, count_sent FROM api_sync_run WHERE id = %s",
+                        (started["run_id"],),
+                    )
+                    state, sent = cur.fetchone()
+                    if state != "running" or time.time() - started["t0"] > WAIT_LIMIT:
+                        break
+                    time.sleep(0.05)
+        finally:
+            connection.close()
+        elapsed = time.time() - started["t0"]
+        if state != "success":
+            raise RuntimeError(f"run {started['run_id']} ended {state} ({sent} sent)")
+        return elapsed, enqueue_s, {"run": state, "sent": sent}, started["rss_growth"]
+
+
+def child_full_sync(args):
+    """In a process of its own: start the full sync of one configuration and commit."""
+    import psutil  # noqa: PLC0415
+
+    bench = Bench(args)
+    process = psutil.Process()
+    with bench.cursor() as cr:
+        env = bench.env(cr)
+        env["res.partner"].search([], limit=1)
+        rss_before = process.memory_info().rss
+        sampler = RssSampler(lambda: [process.pid])
+        sampler.start()
+        t0, started = time.time(), time.perf_counter()
+        config = env["api.sync.config"].browse(args.child_full_sync)
+        result = {}
+        if "api.sync.run" in env and hasattr(config, "action_full_resync"):
+            action = config.action_full_resync()
+            result["run_id"] = action["res_id"] if isinstance(action, dict) else action.id
+        else:
+            records = env["res.partner"].search(config._get_domain())
+            result["log_ids"] = config.send_batch(records).ids
+        cr.commit()
+        result["enqueue_s"] = time.perf_counter() - started
+        result["rss_growth"] = max(sampler.stop(), process.memory_info().rss) - rss_before
+        result["t0"] = t0
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+class RssSampler:
+    """Peak resident memory of any one Odoo worker, sampled every 0.2 s in a thread."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psutil  # noqa: PLC0415
+
+        while not self._stop.is_set():
+            for pid in self.pids():
+                try:
+                    self.peak = max(self.peak, psutil.Process(pid).memory_info().rss)
+                except psutil.Error:
+                    pass
+            self._stop.wait(0.2)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak
+
+
+def _secret():
+    sys.path.insert(0, REPO)
+    from engine import wire  # noqa: PLC0415
+
+    return wire.new_secret()
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def environment():
+    import psycopg2  # noqa: PLC0415
+
+    info = {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        with open("/proc/meminfo") as handle:
+            info["memory_gib"] = round(int(handle.readline().split()[1]) / 2**20, 1)
+        with open("/proc/loadavg") as handle:
+            info["loadavg_at_start"] = handle.read().split()[:3]
+    except OSError:
+        pass
+    connection = psycopg2.connect(dbname="postgres")
+    with connection.cursor() as cur:
+        cur.execute("SHOW server_version")
+        info["postgresql"] = cur.fetchone()[0]
+    connection.close()
+    return info
+
+
+def met(key, value):
+    if key not in TARGETS or value is None:
+        return None
+    comparison, threshold = TARGETS[key]
+    return value <= threshold if comparison == "<=" else value >= threshold
+
+
+def print_table(results):
+    rows = [("figure", "value", "target", "met?")]
+    for key, value in results.items():
+        target = " ".join(map(str, TARGETS[key])) if key in TARGETS else "-"
+        verdict = {True: "yes", False: "NO", None: "-"}[met(key, value)]
+        shown = (
+            "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+        )
+        rows.append((key, shown, target, verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--odoo", required=True)
+    parser.add_argument("--conf", required=True)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parts", default="1,2,3,4,5")
+    parser.add_argument("--child-full-sync", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_full_sync:
+        return child_full_sync(args)
+    parts = set(args.parts.split(","))
+    started = time.perf_counter()
+    info = environment()
+    log(f"environment: {info}")
+    workdir = os.path.join(REPO, ".build")
+    fast = ReceiverProcess(sys.executable, 0.0, workdir)
+    slow = ReceiverProcess(sys.executable, 0.2, workdir)
+    bench = Bench(args)
+    failures = []
+    try:
+        bench.prepare_data()
+        steps = [
+            ({"1", "2"}, "write path", lambda: bench.part_write_path(fast, slow)),
+            ({"3"}, "mapping", lambda: bench.part_mapping(fast)),
+        ]
+        for wanted, name, step in steps:
+            if wanted & parts:
+                part_started = time.perf_counter()
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001 - reported, the other parts still run
+                    log(f"ERROR in {name}: {exc!r}\n{traceback.format_exc()}")
+                    failures.append(f"{name}: {exc!r}")
+                bench.details.setdefault("part_seconds", {})[name] = round(
+                    time.perf_counter() - part_started, 1
+                )
+        if {"4", "5"} & parts:
+            bench.start_server()
+            for wanted, name, step in [
+                ({"4"}, "throughput", lambda: bench.part_throughput(fast)),
+                ({"5"}, "scaling", lambda: bench.part_scaling(fast)),
+            ]:
+                if wanted & parts:
+                    part_started = time.perf_counter()
+                    try:
+                        step()
+                    except Exception as exc:  # noqa: BLE001
+                        log(f"ERROR in {name}: {exc!r}\n{traceback.format_exc()}")
+                        failures.append(f"{name}: {exc!r}")
+                    bench.details.setdefault("part_seconds", {})[name] = round(
+                        time.perf_counter() - part_started, 1
+                    )
+    finally:
+        bench.stop_server()
+        fast.stop()
+        slow.stop()
+    results = {key: bench.results.get(key) for key in TARGETS if key not in bench.results}
+    results = {**bench.results, **{k: v for k, v in results.items() if v is not None}}
+    print_table(results)
+    output = {
+        **results,
+        "targets": {
+            key: {"comparison": c, "threshold": t, "met": met(key, results.get(key))}
+            for key, (c, t) in TARGETS.items()
+        },
+        "quick": args.quick,
+        "environment": info,
+        "details": bench.details,
+        "failures": failures,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as handle:
+        json.dump(output, handle, indent=2, sort_keys=False, default=str)
+    log(f"figures written to {args.out} ({output['seconds']} s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
