@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import psycopg2
 
-from odoo import SUPERUSER_ID, Command, api, fields, models
+from odoo import SUPERUSER_ID, Command, api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.modules.module import get_manifest
 from odoo.tools import safe_eval, split_every
@@ -225,6 +225,8 @@ class ApiSyncConfig(models.Model):
         if "active" in vals:
             rules = self.sudo().with_context(active_test=False).automation_ids
             rules.filtered(lambda rule: rule.active != vals["active"]).active = vals["active"]
+        if "model_id" in vals:
+            self.env.registry.clear_cache()  # _mapped_field_names_cached
         if {"active", "model_id"} & set(vals):
             self._sync_record_log_actions()
         if SCHEDULE_FIELDS & set(vals):
@@ -406,10 +408,19 @@ class ApiSyncConfig(models.Model):
     def _mapped_field_names(self):
         """Fields of the model whose change alters the payload (first segments of the paths)."""
         self.ensure_one()
+        return set(self._mapped_field_names_cached(self.id))
+
+    @tools.ormcache("config_id")
+    def _mapped_field_names_cached(self, config_id):
+        """Cached per configuration (every save of a watched record asks): the mapping's
+        create, write and unlink clear it."""
+        config = self.sudo().browse(config_id)
         names = {
-            line.source_path.split(".")[0].strip() for line in self.mapping_ids if line.source_path
+            line.source_path.split(".")[0].strip()
+            for line in config.mapping_ids
+            if line.source_path
         }
-        return names or {self.env[self.model_name]._rec_name or "display_name"}
+        return frozenset(names or {self.env[config.model_name]._rec_name or "display_name"})
 
     def _mapping_lines(self):
         """The mapping as engine lines, in sequence order."""
@@ -655,7 +666,8 @@ class ApiSyncConfig(models.Model):
                 "config_id": self.id,
                 "res_model": record._name,
                 "res_id": record.id,
-                "record_name": record.display_name,
+                # creations and updates are named when sent (the writer skips that read)
+                "record_name": record.display_name if operation == "delete" else False,
                 "operation": operation,
                 "changed_fields": fields_text,
                 "idempotency_key": str(uuid.uuid4()),

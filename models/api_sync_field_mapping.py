@@ -37,6 +37,19 @@ class ApiSyncFieldMapping(models.Model):
     )
     required = fields.Boolean(help="Refuse to send a record whose value is empty.")
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        self.env.registry.clear_cache()  # _mapped_field_names_cached
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self.env.registry.clear_cache()
+        return super().write(vals)
+
+    def unlink(self):
+        self.env.registry.clear_cache()
+        return super().unlink()
+
     @api.constrains("source_path", "transform", "default_value", "config_id")
     def _check_source_path(self):
         for line in self:

@@ -302,6 +302,7 @@ class ApiSyncLog(models.Model):
                 self.create_date,
             )
             self.record_version = record.write_date
+            self.record_name = record.display_name
         self.request_body = wire.encode(body).decode()
 
     def _split_failures(self, failures):

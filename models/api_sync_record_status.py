@@ -81,7 +81,7 @@ class ApiSyncRecordStatus(models.Model):
                     "attempt": log.last_attempt_at or None,
                     "done": done,
                     "done_at": log.done_at or None,
-                    "name": None if log.operation == "batch" else log.record_name,
+                    "name": None if log.operation == "batch" else (log.record_name or None),
                     "uid": self.env.uid,
                     "ids": list(versions),
                     "versions": list(versions.values()),
