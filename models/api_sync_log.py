@@ -215,7 +215,9 @@ class ApiSyncLog(models.Model):
         now = wire.utc_now()
         if not self.request_body:
             try:
-                with self.env.cr.savepoint():
+                # no flush: the attempt writes its log once (a second update would re-check the
+                # run's foreign key and clash with the run's progress updates)
+                with self.env.cr.savepoint(flush=False):
                     self._capture_body()
             except Exception as exc:  # noqa: BLE001 - recorded on the log for the admin
                 self.write(

@@ -9,6 +9,8 @@ import psycopg2
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from odoo.addons.queue_job.exception import RetryableJobError
+
 RUN_STATES = [
     ("running", "Running"),
     ("success", "Success"),
@@ -324,10 +326,18 @@ class ApiSyncRun(models.Model):
             if run.state != "running":
                 continue
             # NO KEY UPDATE: deliveries writing logs of this run (foreign key checks take KEY
-            # SHARE locks on it) are not blocked nor made to fail by it
-            self.env.cr.execute(
-                "SELECT id FROM api_sync_run WHERE id = %s FOR NO KEY UPDATE", (run.id,)
-            )
+            # SHARE locks on it) are not blocked by it. Another progress job holding it, or having
+            # committed since this one began, makes this one start again on fresh data, soon.
+            try:
+                with self.env.cr.savepoint(flush=False):
+                    self.env.cr.execute(
+                        "SELECT id FROM api_sync_run WHERE id = %s FOR NO KEY UPDATE NOWAIT",
+                        (run.id,),
+                    )
+            except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
+                raise RetryableJobError(
+                    "another progress update of this run is running", seconds=1, ignore_retry=True
+                ) from None
             config = run.config_id
             self.env["api.sync.log"].flush_model()
             self.env.cr.execute(
