@@ -27,6 +27,8 @@ TRANSFORMS = (
 TRANSFORM_KEYS = frozenset(key for key, _label in TRANSFORMS)
 
 RELATIONAL_TYPES = frozenset({"many2one", "one2many", "many2many"})
+# Field types whose values have no JSON form (a reference is a record of any model).
+UNSUPPORTED_TYPES = frozenset({"reference", "properties_definition"})
 X2MANY_TYPES = frozenset({"one2many", "many2many"})
 # Field types each transform accepts as the last segment of its source path (None: any type).
 ACCEPTED_TYPES = {
@@ -131,6 +133,12 @@ def validate_source_path(path, model, fields_of, transform):
                     "End the path there and use an x2many transform for lists.",
                 )
             current = comodel
+    if field_type in UNSUPPORTED_TYPES:
+        raise ConfigurationError(
+            "source_path",
+            f"Source path {path!r} ends on a {field_type} field, which has no JSON form; "
+            "map one of its parts instead (e.g. the related record's id through a many2one).",
+        )
     accepted = ACCEPTED_TYPES.get(transform)
     if accepted is not None and field_type not in accepted:
         raise ConfigurationError(

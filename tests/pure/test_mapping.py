@@ -16,6 +16,7 @@ FIELDS = {
         "date": ("date", None),
         "write_date": ("datetime", None),
         "color": ("integer", None),
+        "ref_doc": ("reference", None),
     },
     "res.country": {"code": ("char", None), "name": ("char", None)},
 }
@@ -135,6 +136,11 @@ def test_source_path_validation_names_segment_and_model():
         mapping.validate_source_path("child_ids.name", "res.partner", fields_of, "raw")
     with pytest.raises(ConfigurationError, match="empty segment"):
         mapping.validate_source_path("parent_id..name", "res.partner", fields_of, "raw")
+
+
+def test_fields_without_a_json_form_are_refused():
+    with pytest.raises(ConfigurationError, match="reference field, which has no JSON form"):
+        mapping.validate_source_path("ref_doc", "res.partner", FIELDS.__getitem__, "raw")
 
 
 def test_transform_must_fit_the_field_type():
