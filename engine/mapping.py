@@ -26,7 +26,6 @@ TRANSFORMS = (
 )
 TRANSFORM_KEYS = frozenset(key for key, _label in TRANSFORMS)
 
-RELATIONAL_TYPES = frozenset({"many2one", "one2many", "many2many"})
 # Field types whose values have no JSON form (a reference is a record of any model).
 UNSUPPORTED_TYPES = frozenset({"reference", "properties_definition"})
 X2MANY_TYPES = frozenset({"one2many", "many2many"})
