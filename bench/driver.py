@@ -344,6 +344,22 @@ class Bench:
         automation._unregister_hook()
         automation._register_hook()
 
+    def _timed_call(self, call, config):
+        """``call(env)`` in a transaction of its own, timed up to what a commit would run (the
+        ORM flush and the precommit hooks), then rolled back: (seconds, queries, logs made)."""
+        with self.cursor() as cr:
+            env = self.env(cr)
+            q0, t0 = cr.sql_log_count, time.perf_counter()
+            call(env)
+            cr.flush()
+            seconds, queries = time.perf_counter() - t0, cr.sql_log_count - q0
+            logs = 0
+            if config:
+                cr.execute("SELECT count(*) FROM api_sync_log WHERE config_id = %s", (config.id,))
+                logs = cr.fetchone()[0]
+            cr.rollback()
+        return seconds, queries, logs
+
     def _write_run(self, kind, url, start, n, tag):
         """One block of a setup: ``n`` creations, then ``n`` updates of existing contacts (from
         ``start`` in the pool), each call in a transaction of its own (as an RPC call would be)
@@ -362,49 +378,31 @@ class Bench:
         logs = 0
         try:
             for i in range(n):
-                with self.cursor() as cr:
-                    env = self.env(cr)
-                    q0, t0 = cr.sql_log_count, time.perf_counter()
-                    env["res.partner"].create(
-                        {
-                            "name": f"Writer {tag} {start + i}",
-                            "email": f"writer{i}.{tag}@example.com",
-                            "phone": f"+1 555 {i:07d}",
-                            "parent_id": companies[i % len(companies)],
-                            "country_id": countries[i % len(countries)],
-                            "category_id": [self.Command.set([tags[i % len(tags)]])],
-                        }
-                    )
-                    cr.flush()  # the ORM flush and the precommit hooks, as at commit
-                    create_s.append(time.perf_counter() - t0)
-                    create_q += cr.sql_log_count - q0
-                    if config:
-                        cr.execute(
-                            "SELECT count(*) FROM api_sync_log WHERE config_id = %s",
-                            (config.id,),
-                        )
-                        logs += cr.fetchone()[0]
-                    cr.rollback()
+                values = {
+                    "name": f"Writer {tag} {start + i}",
+                    "email": f"writer{i}.{tag}@example.com",
+                    "phone": f"+1 555 {i:07d}",
+                    "parent_id": companies[i % len(companies)],
+                    "country_id": countries[i % len(countries)],
+                    "category_id": [self.Command.set([tags[i % len(tags)]])],
+                }
+                seconds, queries, created = self._timed_call(
+                    lambda env, values=values: env["res.partner"].create(values), config
+                )
+                create_s.append(seconds)
+                create_q += queries
+                logs += created
             for i, partner_id in enumerate(self.writer_ids[start : start + n]):
-                with self.cursor() as cr:
-                    env = self.env(cr)
-                    q0, t0 = cr.sql_log_count, time.perf_counter()
-                    env["res.partner"].browse(partner_id).write(
-                        {
-                            "email": f"edited{i}.{tag}@example.com",
-                            "phone": f"+1 666 {i:07d}",
-                        }
-                    )
-                    cr.flush()  # the ORM flush and the precommit hooks, as at commit
-                    write_s.append(time.perf_counter() - t0)
-                    write_q += cr.sql_log_count - q0
-                    if config:
-                        cr.execute(
-                            "SELECT count(*) FROM api_sync_log WHERE config_id = %s",
-                            (config.id,),
-                        )
-                        logs += cr.fetchone()[0]
-                    cr.rollback()
+                values = {"email": f"edited{i}.{tag}@example.com", "phone": f"+1 666 {i:07d}"}
+                seconds, queries, created = self._timed_call(
+                    lambda env, partner_id=partner_id, values=values: (
+                        env["res.partner"].browse(partner_id).write(values)
+                    ),
+                    config,
+                )
+                write_s.append(seconds)
+                write_q += queries
+                logs += created
         finally:
             with self.cursor() as cr:
                 env = self.env(cr, self.odoo.SUPERUSER_ID)

@@ -458,13 +458,7 @@ class ApiSyncConfig(models.Model):
     def _record_label(self, record):
         return f"{record.display_name} ({record._name},{record.id})"
 
-    def prepare_outbound_data(self, records):
-        """Mapped payload of ``records``: a dict for one record, a list of dicts for several.
-
-        Raises :class:`~odoo.exceptions.UserError` (a ``ValidationError``) naming the record and
-        the field when a required value is missing or a value cannot be converted.
-        """
-        self.ensure_one()
+    def _check_records_model(self, records):
         if records._name != self.model_name:
             raise ValidationError(
                 self.env._(
@@ -474,6 +468,15 @@ class ApiSyncConfig(models.Model):
                     given=records._name,
                 )
             )
+
+    def prepare_outbound_data(self, records):
+        """Mapped payload of ``records``: a dict for one record, a list of dicts for several.
+
+        Raises :class:`~odoo.exceptions.UserError` (a ``ValidationError``) naming the record and
+        the field when a required value is missing or a value cannot be converted.
+        """
+        self.ensure_one()
+        self._check_records_model(records)
         try:
             payloads = self._outbound_payloads(records)
         except mapping.MappingError as exc:
@@ -576,15 +579,7 @@ class ApiSyncConfig(models.Model):
             return logs
         configs = (self.sudo() if self else self._configs_for(records._name)).filtered("active")
         for config in configs:
-            if config.model_name != records._name:
-                raise UserError(
-                    self.env._(
-                        "Configuration %(config)s syncs %(model)s records, not %(given)s.",
-                        config=config.display_name,
-                        model=config.model_name,
-                        given=records._name,
-                    )
-                )
+            config._check_records_model(records)
             logs |= config._queue(records, operation, changed_fields)
         return logs
 

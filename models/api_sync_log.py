@@ -141,6 +141,7 @@ class ApiSyncLog(models.Model):
 
     def _deliver(self):
         """Job: one delivery attempt of each pending log; retries are queued as new jobs."""
+        prefetch = self._prefetch_by_model()
         for log in self.sudo().exists():
             try:
                 with self.env.cr.savepoint():
@@ -162,7 +163,7 @@ class ApiSyncLog(models.Model):
                 wake = max([wire.utc_now(), *filter(None, older.mapped("next_retry_at"))])
                 log._enqueue(eta=fields.Datetime.add(wake, seconds=BUSY_RETRY_SECONDS))
                 continue
-            log.with_context(api_sync_prefetch=self._prefetch_by_model())._attempt()
+            log.with_context(api_sync_prefetch=prefetch)._attempt()
 
     def _prefetch_by_model(self):
         """``{model: record ids}`` of this job's record events, read together when mapped."""
@@ -416,10 +417,7 @@ class ApiSyncLog(models.Model):
 
     def _update_status(self):
         """Reflect the outcome on the records' status, and on the run the events belong to."""
-        Status = self.env["api.sync.record.status"]
-        for log in self:
-            Status._ensure(log.config_id, log._res_ids())
-        Status._record_outcome(self)
+        self.env["api.sync.record.status"]._record_outcome(self)
         finished = self.filtered(lambda log: log.state != "pending")
         finished.run_id.filtered(lambda run: run.state == "running")._queue_advance()
 

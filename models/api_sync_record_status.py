@@ -56,26 +56,35 @@ class ApiSyncRecordStatus(models.Model):
 
     @api.model
     def _record_outcome(self, logs):
-        """Reflect the latest state of ``logs`` on their records' status rows (in bulk)."""
+        """Reflect the latest state of ``logs`` on their records' status rows (one upsert each)."""
         for log in logs:
             versions = log._record_versions()
             if not versions:
                 continue
             done = log.state == "done"
             self.env.cr.execute(
-                """UPDATE api_sync_record_status AS s
-                      SET last_log_id = %(log)s, last_state = %(state)s,
-                          last_attempt_at = %(attempt)s,
-                          last_done_at = CASE WHEN %(done)s THEN %(done_at)s
-                                              ELSE s.last_done_at END,
-                          last_version = CASE WHEN %(done)s
-                                              THEN GREATEST(s.last_version, v.version)
-                                              ELSE s.last_version END,
-                          record_name = COALESCE(%(name)s, s.record_name),
-                          write_uid = %(uid)s, write_date = now() AT TIME ZONE 'UTC'
+                """INSERT INTO api_sync_record_status AS s
+                       (config_id, company_id, res_model, res_id, last_log_id, last_state,
+                        last_attempt_at, last_done_at, last_version, record_name,
+                        create_uid, create_date, write_uid, write_date)
+                   SELECT %(config)s, %(company)s, %(model)s, v.res_id, %(log)s, %(state)s,
+                          %(attempt)s::timestamp,
+                          CASE WHEN %(done)s THEN %(done_at)s::timestamp END,
+                          CASE WHEN %(done)s THEN v.version END, %(name)s,
+                          %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC'
                      FROM unnest(%(ids)s::int[], %(versions)s::timestamp[]) AS v(res_id, version)
-                    WHERE s.config_id = %(config)s AND s.res_id = v.res_id""",
+                   ON CONFLICT (config_id, res_id) DO UPDATE
+                      SET last_log_id = EXCLUDED.last_log_id,
+                          last_state = EXCLUDED.last_state,
+                          last_attempt_at = EXCLUDED.last_attempt_at,
+                          last_done_at = COALESCE(EXCLUDED.last_done_at, s.last_done_at),
+                          last_version = GREATEST(s.last_version, EXCLUDED.last_version),
+                          record_name = COALESCE(EXCLUDED.record_name, s.record_name),
+                          write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
                 {
+                    "config": log.config_id.id,
+                    "company": log.config_id.company_id.id or None,
+                    "model": log.config_id.model_name,
                     "log": log.id,
                     "state": log.state,
                     "attempt": log.last_attempt_at or None,
@@ -85,7 +94,6 @@ class ApiSyncRecordStatus(models.Model):
                     "uid": self.env.uid,
                     "ids": list(versions),
                     "versions": list(versions.values()),
-                    "config": log.config_id.id,
                 },
             )
         self.invalidate_model()
