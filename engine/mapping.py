@@ -29,6 +29,7 @@ TRANSFORM_KEYS = frozenset(key for key, _label in TRANSFORMS)
 # Field types whose values have no JSON form (a reference is a record of any model).
 UNSUPPORTED_TYPES = frozenset({"reference", "properties_definition"})
 X2MANY_TYPES = frozenset({"one2many", "many2many"})
+MAX_DEFAULT_DEPTH = 32
 # Field types each transform accepts as the last segment of its source path (None: any type).
 ACCEPTED_TYPES = {
     "raw": None,
@@ -87,13 +88,44 @@ class MappingLine:
 
 
 def parse_default(text):
-    """Read a default/constant value: JSON when it parses (``42``, ``true``, ``"x"``), else text."""
+    """Read a default/constant value: JSON when it parses (``42``, ``true``, ``"x"``), else text.
+
+    Raises :class:`ConfigurationError` for JSON nested deeper than MAX_DEFAULT_DEPTH.
+    """
     if not text:
         return None
+    if _nesting(text) > MAX_DEFAULT_DEPTH:
+        raise ConfigurationError(
+            "default_value",
+            f"Default Value is nested {MAX_DEFAULT_DEPTH}+ levels deep: use a flatter JSON value.",
+        )
     try:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _nesting(text):
+    """The deepest bracket nesting of ``text`` outside JSON strings (a linear scan: the JSON
+    parser itself would exhaust the stack first)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def split_path(path):

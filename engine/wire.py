@@ -112,8 +112,14 @@ def verify(secret, headers, body, now):
     raise ValueError("no webhook-signature matches")
 
 
-def headers_for(event_id, body, timestamp, user_agent, auth=None, signing_secret=None):
-    """Request headers; ``auth`` is the dict made by :func:`auth_headers`."""
+def headers_for(
+    event_id, body, timestamp, user_agent, auth=None, signing_secret=None, previous_secrets=()
+):
+    """Request headers; ``auth`` is the dict made by :func:`auth_headers`.
+
+    ``previous_secrets`` (a rotation in progress) sign too: every signature goes in
+    ``webhook-signature``, space separated, so receivers with either secret verify the request.
+    """
     headers = {
         "Content-Type": "application/json",
         "Idempotency-Key": event_id,
@@ -123,7 +129,10 @@ def headers_for(event_id, body, timestamp, user_agent, auth=None, signing_secret
     if signing_secret:
         headers["webhook-id"] = event_id
         headers["webhook-timestamp"] = str(timestamp)
-        headers["webhook-signature"] = sign(signing_secret, event_id, timestamp, body)
+        headers["webhook-signature"] = " ".join(
+            sign(secret, event_id, timestamp, body)
+            for secret in (signing_secret, *previous_secrets)
+        )
     return headers
 
 

@@ -4,3 +4,4 @@ from . import api_sync_log
 from . import api_sync_record_status
 from . import api_sync_run
 from . import ir_actions_server
+from . import api_sync_config_access

@@ -8,10 +8,12 @@ from functools import partial
 from urllib.parse import urlparse
 
 import psycopg2
+from markupsafe import Markup
 
 from odoo import SUPERUSER_ID, Command, api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.modules.module import get_manifest
+from odoo.osv import expression
 from odoo.tools import safe_eval, split_every
 
 from ..engine import delivery, mapping, wire
@@ -283,16 +285,31 @@ class ApiSyncConfig(models.Model):
     @api.constrains("endpoint_url")
     def _check_endpoint_url(self):
         for config in self:
-            parsed = urlparse((config.endpoint_url or "").strip())
-            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            try:
+                parsed = urlparse((config.endpoint_url or "").strip())
+                # hostname and port raise ValueError for a malformed host or port
+                valid = parsed.scheme in ("http", "https") and parsed.hostname
+                valid = valid and (parsed.port or True)
+            except ValueError:
+                valid = False
+            if not valid:
                 raise ValidationError(
                     self.env._(
                         "Endpoint URL of %(config)s must be an http:// or https:// URL with a "
-                        "host, e.g. https://api.example.com/hooks (got %(url)r).",
+                        "host, e.g. https://api.example.com/hooks.",
                         config=config.display_name,
-                        url=config.endpoint_url,
                     )
                 )
+            if parsed.username or parsed.password:
+                raise ValidationError(
+                    self.env._(
+                        "Endpoint URL of %(config)s must not contain a user name or password "
+                        "(they would be shown to everyone who reads the configuration): remove "
+                        "them and use Authentication > Basic authentication instead.",
+                        config=config.display_name,
+                    )
+                )
+        self._check_target()
 
     @api.constrains("schedule_active", "schedule_interval_number", "log_retention_days")
     def _check_schedule(self):
@@ -332,20 +349,66 @@ class ApiSyncConfig(models.Model):
                     )
                 )
 
-    @api.constrains("domain", "model_id")
+    @api.constrains("domain", "model_id", "integration_user_id")
     def _check_domain(self):
         for config in self:
             try:
-                config.env[config.model_name]._search(config._get_domain())
+                domain = config._get_domain()
             except Exception as exc:  # noqa: BLE001 - any evaluation error is the admin's to fix
-                raise ValidationError(
+                raise config._domain_error(
                     self.env._(
-                        "Domain of %(config)s is not valid for model %(model)s: %(error)s",
-                        config=config.display_name,
-                        model=config.model_name,
-                        error=exc,
+                        "it cannot be evaluated (%(error)s). It may use literals, uid, "
+                        "company_ids, company_id, context_today(), datetime, dateutil and time.",
+                        error=f"{type(exc).__name__}: {exc}"[:200],
                     )
                 ) from None
+            model = config._reader_env()[config.model_name]
+            try:
+                model._search(domain)
+            except AccessError:
+                raise config._domain_error(
+                    self.env._(
+                        "it filters on a field the Integration User %(user)s cannot read.",
+                        user=config.sudo().integration_user_id.name,
+                    )
+                ) from None
+            except Exception:  # noqa: BLE001 - named below without echoing values
+                raise config._domain_error(config._domain_problem(domain, model)) from None
+
+    def _domain_error(self, problem):
+        return ValidationError(
+            self.env._(
+                "Domain of %(config)s is not valid for model %(model)s: %(problem)s",
+                config=self.display_name,
+                model=self.model_name,
+                problem=problem,
+            )
+        )
+
+    def _domain_problem(self, domain, model):
+        """What is wrong with a domain, naming fields and operators but no evaluated value."""
+        for leaf in domain:
+            if not isinstance(leaf, list | tuple) or len(leaf) != 3:
+                if leaf in (expression.AND_OPERATOR, expression.OR_OPERATOR, "!"):
+                    continue
+                return self.env._("each condition is a (field, operator, value) triple.")
+            path, operator, _value = leaf
+            if not isinstance(path, str):
+                return self.env._("a condition does not start with a field name.")
+            if operator not in expression.TERM_OPERATORS:
+                return self.env._("unknown operator %(operator)r.", operator=str(operator)[:30])
+            current = model
+            for segment in path.split("."):
+                field = current._fields.get(segment)
+                if field is None:
+                    return self.env._(
+                        "unknown field %(field)r on %(model)s.",
+                        field=segment[:60],
+                        model=current._name,
+                    )
+                if field.relational:
+                    current = current.env[field.comodel_name]
+        return self.env._("check its field names, operators and values.")
 
     @api.constrains("signing_secret")
     def _check_signing_secret(self):
@@ -363,19 +426,23 @@ class ApiSyncConfig(models.Model):
                         )
                     ) from None
 
-    @api.constrains("model_id")
+    @api.constrains("model_id", "integration_user_id")
     def _check_mapping_model(self):
         self.mapping_ids._check_source_path()
 
     # -- domain ---------------------------------------------------------------------------------
 
     def _domain_eval_context(self):
+        """Names a domain may use: plain values only (no record, environment or cursor is
+        reachable from an expression an admin typed), as for record rules."""
+        user = self.sudo().integration_user_id if self else self.env.user
         return {
             "datetime": safe_eval.datetime,
             "dateutil": safe_eval.dateutil,
             "time": safe_eval.time,
-            "uid": self.env.uid,
-            "user": self.env.user,
+            "uid": user.id,
+            "company_ids": user.company_ids.ids,
+            "company_id": user.company_id.id,
             "context_today": lambda: fields.Date.context_today(self),
         }
 
@@ -428,13 +495,27 @@ class ApiSyncConfig(models.Model):
         return [line._to_engine_line() for line in self.mapping_ids.sorted()]
 
     def _outbound_payloads(self, records):
-        """Map ``records`` (in bulk); returns one payload dict per record, in order."""
+        """Map ``records`` (in bulk) as the Integration User; returns one payload dict per
+        record, in order. Raises MappingError for what cannot be mapped or read."""
         self.ensure_one()
-        if not self.mapping_ids:
-            records.fetch(["display_name"])
-            return [{"id": record.id, "display_name": record.display_name} for record in records]
-        lines = self._mapping_lines()
-        values = self.env["api.sync.field.mapping"]._read_source_values(records, lines)
+        records = records.with_env(self._reader_env())
+        try:
+            if not self.mapping_ids:
+                records.fetch(["display_name"])
+                return [
+                    {"id": record.id, "display_name": record.display_name} for record in records
+                ]
+            lines = self._mapping_lines()
+            values = self.env["api.sync.field.mapping"]._read_source_values(records, lines)
+        except AccessError:
+            raise mapping.MappingError(
+                self.env._(
+                    "The Integration User %(user)s cannot read what the mapping needs from "
+                    "%(records)s.",
+                    user=self.sudo().integration_user_id.name,
+                    records=", ".join(self._record_label(record) for record in records[:5]),
+                )
+            ) from None
         return [
             mapping.build_payload(lines, record_values, partial(self._record_label, record))
             for record, record_values in zip(records, values, strict=True)
@@ -456,7 +537,7 @@ class ApiSyncConfig(models.Model):
 
     @api.model
     def _record_label(self, record):
-        return f"{record.display_name} ({record._name},{record.id})"
+        return f"{record.sudo().display_name} ({record._name},{record.id})"
 
     def _check_records_model(self, records):
         if records._name != self.model_name:
@@ -493,6 +574,7 @@ class ApiSyncConfig(models.Model):
         """Every credential of this configuration, and the headers made from them."""
         config = self.sudo()
         values = [config[fname] for fname in SECRET_FIELDS if config[fname]]
+        values += list(config._previous_secrets())
         values += list(config._auth_headers().values())
         return [value for value in values if value]
 
@@ -516,11 +598,16 @@ class ApiSyncConfig(models.Model):
             self._user_agent(),
             auth=config._auth_headers(),
             signing_secret=config.signing_secret or None,
+            previous_secrets=config._previous_secrets(),
         )
 
     def _send(self, event_id, body):
         """One request carrying ``body`` (bytes) to the endpoint; returns its Outcome."""
         config = self.sudo()
+        try:
+            policy = config._target_policy()
+        except ValueError as exc:
+            return delivery.Outcome("failed", error_class="TargetRefused", error_message=str(exc))
         return delivery.send(
             config.http_method,
             config.endpoint_url,
@@ -528,6 +615,7 @@ class ApiSyncConfig(models.Model):
             config._request_headers(event_id, body, int(time.time())),
             config.timeout,
             secrets=config._secret_values(),
+            policy=policy,
         )
 
     def _record_body(self, event_id, record, operation, changed_fields, timestamp):
@@ -647,9 +735,10 @@ class ApiSyncConfig(models.Model):
         """Create the pending logs of ``records`` and store their jobs (a few statements)."""
         self.ensure_one()
         Log = self.env["api.sync.log"].sudo()
-        records = self._records_to_send(records)
+        records, unreadable = self._split_readable(self._records_to_send(records))
+        skipped = self._log_not_readable(unreadable, operation)
         if not records:
-            return Log
+            return skipped
         fields_text = ",".join(sorted(set(changed_fields))) if changed_fields else False
         merged = Log
         if merge and operation == "update":  # a new record has no earlier event to fold into
@@ -690,7 +779,30 @@ class ApiSyncConfig(models.Model):
             group = pending.filtered(lambda log, job_uuid=job_uuid: log.job_uuid == job_uuid)
             if group:
                 group._store_job(job_uuid)
-        return merged | logs
+        return merged | logs | skipped
+
+    def _log_not_readable(self, records, operation):
+        """Cancelled logs saying why ``records`` (unreadable for the Integration User) were
+        not sent."""
+        Log = self.env["api.sync.log"].sudo()
+        if not records:
+            return Log
+        return Log.create(
+            [
+                {
+                    "config_id": self.id,
+                    "res_model": record._name,
+                    "res_id": record.id,
+                    "record_name": record.sudo().display_name,
+                    "operation": operation,
+                    "state": "cancelled",
+                    "idempotency_key": str(uuid.uuid4()),
+                    "error_class": "NotReadable",
+                    "error_message": self._not_readable_message(),
+                }
+                for record in records
+            ]
+        )
 
     def _capture_deletions(self, records, event_ids):
         """Per record, the log values that freeze its deletion event before it is removed.
@@ -772,7 +884,7 @@ class ApiSyncConfig(models.Model):
         Log = self.env["api.sync.log"].sudo()
         if not self.active:
             return Log
-        records = self._records_to_send(records)
+        records, _unreadable = self._split_readable(self._records_to_send(records))
         values = [
             {
                 "config_id": self.id,
@@ -824,11 +936,13 @@ class ApiSyncConfig(models.Model):
             config._start_run("cron")
 
     def _check_manager(self):
-        """Buttons that send data or reset state are for API Sync managers (also over RPC)."""
+        """Buttons that send data or reset state are for API Sync managers (also over RPC),
+        on configurations they may change (company rules)."""
         if not self.env.user.has_group(MANAGER_GROUP):
             raise AccessError(
                 self.env._("Only API Sync managers can start syncs or test endpoints.")
             )
+        self.check_access("write")
 
     def action_run_now(self):
         """Start a run now; it sends the records changed since the checkpoint."""
@@ -844,6 +958,7 @@ class ApiSyncConfig(models.Model):
 
     def action_view_runs(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("api_sync.action_api_sync_run")
         action["domain"] = [("config_id", "=", self.id)]
         return action
@@ -907,7 +1022,8 @@ class ApiSyncConfig(models.Model):
                     config.activity_schedule(
                         "mail.mail_activity_data_todo",
                         summary=config._stale_summary(),
-                        note=self.env._(
+                        note=Markup("<p>%s</p>")
+                        % self.env._(
                             "No successful run of %(config)s since %(when)s: check its runs "
                             "and logs.",
                             config=config.name,
@@ -954,6 +1070,7 @@ class ApiSyncConfig(models.Model):
 
     def action_preview_payload(self):
         self.ensure_one()
+        self.check_access("read")
         return {
             "type": "ir.actions.act_window",
             "name": self.env._("Preview Payload"),
@@ -965,6 +1082,7 @@ class ApiSyncConfig(models.Model):
 
     def action_create_automation_rules(self):
         self.ensure_one()
+        self.check_access("write")
         return {
             "type": "ir.actions.act_window",
             "name": self.env._("Create Automation Rules"),
@@ -976,6 +1094,7 @@ class ApiSyncConfig(models.Model):
 
     def action_view_automations(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "base_automation.base_automation_act"
         )
@@ -1031,6 +1150,7 @@ class ApiSyncConfig(models.Model):
 
     def action_view_logs(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("api_sync.action_api_sync_log")
         action["domain"] = [("config_id", "=", self.id)]
         action["context"] = {"default_config_id": self.id}

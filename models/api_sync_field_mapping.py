@@ -39,20 +39,39 @@ class ApiSyncFieldMapping(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        configs = self.env["api.sync.config"].browse(
+            [vals["config_id"] for vals in vals_list if vals.get("config_id")]
+        )
+        configs._check_can_change()
         self.env.registry.clear_cache()  # _mapped_field_names_cached
         return super().create(vals_list)
 
     def write(self, vals):
+        self.config_id._check_can_change()
+        if vals.get("config_id"):
+            self.config_id.browse(vals["config_id"])._check_can_change()
         self.env.registry.clear_cache()
         return super().write(vals)
 
     def unlink(self):
+        self.config_id._check_can_change()
         self.env.registry.clear_cache()
         return super().unlink()
 
     @api.constrains("source_path", "transform", "default_value", "config_id")
     def _check_source_path(self):
         for line in self:
+            try:
+                mapping.parse_default(line.default_value)
+            except mapping.ConfigurationError as exc:
+                raise ValidationError(
+                    self.env._(
+                        "Field mapping of %(config)s, line %(key)r: %(error)s",
+                        config=line.config_id.display_name,
+                        key=line.target_key,
+                        error=exc,
+                    )
+                ) from None
             if line.transform == "constant":
                 if not line.default_value:
                     raise ValidationError(
@@ -79,6 +98,7 @@ class ApiSyncFieldMapping(models.Model):
                         error=exc,
                     )
                 ) from None
+            line.config_id._check_path_readable(line.source_path, line.transform)
 
     @api.constrains("target_key", "config_id")
     def _check_target_key(self):

@@ -21,6 +21,7 @@ from ..engine.mapping import parse_iso_datetime
 _logger = logging.getLogger(__name__)
 
 CHANNEL = "root.api_sync"
+MANAGER_GROUP = "api_sync.group_api_sync_manager"
 BUSY_RETRY_SECONDS = 3
 LOG_STATES = [
     ("pending", "Pending"),
@@ -68,18 +69,23 @@ class ApiSyncLog(models.Model):
         help="Attempts after which the event fails: the configuration's Max Attempts, "
         "extended by each manual retry."
     )
+    # What was sent and answered is readable by managers only; others read the previews below,
+    # which are empty unless they may read the records the event is about.
     request_body = fields.Text(
-        help="The exact JSON sent; captured at the first attempt (at the call for deletions)."
+        groups=MANAGER_GROUP,
+        help="The exact JSON sent; captured at the first attempt (at the call for deletions).",
     )
     request_preview = fields.Text(
-        string="Request", compute="_compute_request_preview", help="The request body, indented."
+        string="Request", compute="_compute_previews", help="The request body, indented."
     )
+    response_preview = fields.Text(string="Response", compute="_compute_previews")
+    error_detail = fields.Text(string="Error", compute="_compute_previews")
     record_version = fields.Datetime(help="The record's last update time carried by the event.")
     response_status = fields.Integer()
-    response_body = fields.Text(string="Response Excerpt")
+    response_body = fields.Text(string="Response Excerpt", groups=MANAGER_GROUP)
     duration_ms = fields.Integer(string="Duration (ms)")
     error_class = fields.Char()
-    error_message = fields.Text()
+    error_message = fields.Text(groups=MANAGER_GROUP)
     last_attempt_at = fields.Datetime(string="Last Attempt")
     next_retry_at = fields.Datetime()
     done_at = fields.Datetime(string="Delivered At")
@@ -94,15 +100,40 @@ class ApiSyncLog(models.Model):
         ("idempotency_key_unique", "UNIQUE(idempotency_key)", "Event IDs are unique."),
     ]
 
-    @api.depends("request_body")
-    def _compute_request_preview(self):
+    @api.depends("request_body", "response_body", "error_message")
+    @api.depends_context("uid")
+    def _compute_previews(self):
+        visible = self._details_visible()
         for log in self:
+            details = log.sudo() if log in visible else log.browse()
             try:
-                log.request_preview = json.dumps(
-                    json.loads(log.request_body), indent=2, ensure_ascii=False
-                )
+                request = json.dumps(json.loads(details.request_body), indent=2, ensure_ascii=False)
             except (TypeError, ValueError):
-                log.request_preview = log.request_body
+                request = details.request_body
+            log.request_preview = request or False
+            log.response_preview = details.response_body or False
+            log.error_detail = details.error_message or False
+
+    def _details_visible(self):
+        """The logs whose payload, response and error the current user may read: all for
+        managers; otherwise those whose records (all of a batch's) the user may read."""
+        if self.env.su or self.env.user.has_group(MANAGER_GROUP):
+            return self
+        by_model = {}
+        for log in self.sudo():
+            by_model.setdefault(log.res_model, []).append(log)
+        visible = self.browse()
+        for model_name, logs in by_model.items():
+            if model_name not in self.env or not self.env[model_name].has_access("read"):
+                continue
+            wanted = {log: set(log._res_ids()) for log in logs}
+            Model = self.env[model_name]
+            existing = Model.browse(set().union(*wanted.values())).sudo().exists()
+            readable = set(Model.browse(existing.ids)._filtered_access("read").ids)
+            visible |= self.browse(
+                [log.id for log, ids in wanted.items() if ids and ids <= readable]
+            )
+        return visible
 
     # -- enqueueing ---------------------------------------------------------------------------
 
@@ -284,6 +315,16 @@ class ApiSyncLog(models.Model):
         else:
             prefetch = self.env.context.get("api_sync_prefetch", {}).get(self.res_model, ())
             record = self.env[self.res_model].browse(self.res_id).with_prefetch(prefetch).exists()
+            if record and not config._split_readable(record)[0]:
+                self.write(
+                    {
+                        "state": "cancelled",
+                        "error_class": "NotReadable",
+                        "error_message": config._not_readable_message(),
+                    }
+                )
+                self._update_status()
+                return
             if not record:
                 self.write(
                     {
@@ -437,6 +478,7 @@ class ApiSyncLog(models.Model):
     def action_retry(self):
         """Queue failed or cancelled events again, with the same event id."""
         self._check_manager()
+        self.check_access("read")
         if any(log.state not in ("failed", "cancelled") for log in self):
             raise UserError(self.env._("Only failed or cancelled events can be retried."))
         for log in self.sudo():
@@ -454,6 +496,7 @@ class ApiSyncLog(models.Model):
     def action_cancel(self):
         """Cancel pending events: their jobs find them cancelled and send nothing."""
         self._check_manager()
+        self.check_access("read")
         if any(log.state != "pending" for log in self):
             raise UserError(self.env._("Only pending events can be cancelled."))
         self.sudo().write({"state": "cancelled", "next_retry_at": False})
@@ -461,7 +504,7 @@ class ApiSyncLog(models.Model):
         return True
 
     def _check_manager(self):
-        if not self.env.user.has_group("api_sync.group_api_sync_manager"):
+        if not self.env.user.has_group(MANAGER_GROUP):
             raise AccessError(self.env._("Only API Sync managers can retry or cancel events."))
 
     def _with_live_job(self):

@@ -51,7 +51,12 @@ class ApiSyncRun(models.Model):
         help="Selected records not sent: already delivered unchanged, or deleted before delivery.",
     )
     skipped_at_selection = fields.Integer(
-        help="Records this run found already delivered in their current version."
+        help="Records this run found already delivered in their current version, or that its "
+        "Integration User cannot read."
+    )
+    skipped_not_readable = fields.Integer(
+        string="Not Readable",
+        help="Records in the domain that the Integration User cannot read: never sent.",
     )
     checkpoint_before = fields.Char()
     checkpoint_after = fields.Char()
@@ -148,7 +153,7 @@ class ApiSyncRun(models.Model):
         config = self.config_id
         last_date, last_id = config.checkpoint_date, config.checkpoint_res_id
         Log = self.env["api.sync.log"].sudo()
-        selected = skipped = 0
+        selected = skipped = not_readable = 0
         self.env.flush_all()
         # The selection reads in a transaction of its own, whose snapshot is taken by the
         # horizon query: a transaction committing meanwhile is either seen or below the horizon.
@@ -157,12 +162,22 @@ class ApiSyncRun(models.Model):
             for page in self._select_pages(select_cr, last_date, last_id, horizon):
                 selected += len(page)
                 last_id, last_date = page[-1]
+                readable = set(
+                    config._split_readable(
+                        self.env[config.model_name].browse([res_id for res_id, _date in page])
+                    )[0].ids
+                )
+                not_readable += len(page) - len(readable)
                 delivered = (
                     {}
                     if self.trigger == "full_resync"
-                    else self._delivered_versions([res_id for res_id, _date in page])
+                    else self._delivered_versions(list(readable))
                 )
-                todo = [(res_id, date) for res_id, date in page if delivered.get(res_id) != date]
+                todo = [
+                    (res_id, date)
+                    for res_id, date in page
+                    if res_id in readable and delivered.get(res_id) != date
+                ]
                 skipped += len(page) - len(todo)
                 self.write({"selection_end_date": last_date, "selection_end_id": last_id})
                 if todo:
@@ -175,7 +190,19 @@ class ApiSyncRun(models.Model):
                 # keep memory flat over large selections
                 self.env.flush_all()
                 self.env.invalidate_all()
-        self.write({"count_selected": selected, "skipped_at_selection": skipped})
+        values = {
+            "count_selected": selected,
+            "skipped_at_selection": skipped,
+            "skipped_not_readable": not_readable,
+        }
+        if not_readable:
+            values["note"] = self.env._(
+                "%(count)s records in the domain were not sent: the Integration User %(user)s "
+                "cannot read them.",
+                count=not_readable,
+                user=config.integration_user_id.name,
+            )
+        self.write(values)
         self._advance()
 
     def _log_values(self, todo):
@@ -202,7 +229,7 @@ class ApiSyncRun(models.Model):
             ]
         records = (
             self.env[config.model_name]
-            .sudo()
+            .with_env(config._reader_env())
             .with_context(active_test=False)
             .browse([res_id for res_id, _date in todo])
         )
@@ -405,6 +432,7 @@ class ApiSyncRun(models.Model):
 
     def action_view_logs(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("api_sync.action_api_sync_log")
         action["domain"] = [("run_id", "=", self.id)]
         return action

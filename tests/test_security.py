@@ -79,6 +79,7 @@ class TestSecurity(ApiSyncCase):
                 )
 
     def test_manager_reads_and_writes_secrets(self):
+        self.config.integration_user_id = self.manager  # managers change their own configurations
         config = self.config.with_user(self.manager)
         self.assertEqual(config.auth_token, "tok-secret")
         config.api_key = "rotated"

@@ -41,12 +41,32 @@ class ApiSyncPreview(models.TransientModel):
             preview.payload = preview.error_message = False
             preview.in_domain = False
             record = preview.record_ref
-            if not record or record._name != preview.config_id.model_name:
+            config = preview.config_id
+            if not record or record._name != config.model_name:
                 continue
-            preview.in_domain = bool(preview.config_id._filter_in_domain(record))
+            preview.error_message = preview._refusal(config, record)
+            if preview.error_message:
+                continue
+            preview.in_domain = bool(config._filter_in_domain(record))
             try:
-                data = preview.config_id.prepare_outbound_data(record)
+                data = config.prepare_outbound_data(record)
             except ValidationError as exc:
                 preview.error_message = exc.args[0]
                 continue
             preview.payload = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+
+    def _refusal(self, config, record):
+        """Why the current user may not see this record's payload, if they may not: it is
+        read as the Integration User, so only that user or an administrator previews it, and
+        only records the viewer may read."""
+        config.check_access("read")
+        integration_user = config.sudo().integration_user_id
+        if not config._is_admin() and integration_user != self.env.user:
+            return self.env._(
+                "The payload is read as the Integration User %(user)s: only that user or a "
+                "Settings administrator can preview it.",
+                user=integration_user.name,
+            )
+        if not record.with_env(self.env).exists() or not record.has_access("read"):
+            return self.env._("You cannot read this record: pick another one.")
+        return False
