@@ -7,6 +7,7 @@
     "author": "api_sync contributors",
     "website": "https://github.com/api-sync/api_sync",
     "category": "Extra Tools",
+    "application": True,
     "depends": ["base", "mail", "base_automation", "queue_job"],
     "external_dependencies": {"python": ["requests"]},
     "data": [
@@ -23,6 +24,11 @@
         "wizard/api_sync_automation_wizard_views.xml",
         "views/api_sync_menus.xml",
     ],
+    "assets": {
+        "web.assets_backend": [
+            "api_sync/static/src/sync_status/*",
+        ],
+    },
     "demo": [
         "demo/api_sync_demo.xml",
     ],

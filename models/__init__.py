@@ -5,3 +5,5 @@ from . import api_sync_record_status
 from . import api_sync_run
 from . import ir_actions_server
 from . import api_sync_config_access
+from . import api_sync_config_dashboard
+from . import base

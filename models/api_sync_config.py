@@ -25,6 +25,7 @@ RECORDS_PER_JOB = 20
 GROUP_SECONDS = 60  # the worst case of one job: its events all time out
 CONFIG_FIELDS = ["active", "model_name", "domain", "company_id", "timeout", "max_attempts"]
 USER_GROUP = "api_sync.group_api_sync_user"
+GENERATED_TRIGGERS = ("on_create_or_write", "on_create", "on_write", "on_unlink")
 OPERATIONS = ("create", "update", "delete")
 SECRET_FIELDS = ("auth_password", "auth_token", "api_key", "signing_secret")
 SCHEDULE_FIELDS = {
@@ -82,12 +83,13 @@ class ApiSyncConfig(models.Model):
         tracking=True,
     )
     auth_username = fields.Char(string="Username", groups=MANAGER_GROUP)
-    auth_password = fields.Char(string="Password", groups=MANAGER_GROUP)
-    auth_token = fields.Char(string="Bearer Token", groups=MANAGER_GROUP)
+    auth_password = fields.Char(string="Password", groups=MANAGER_GROUP, copy=False)
+    auth_token = fields.Char(string="Bearer Token", groups=MANAGER_GROUP, copy=False)
     api_key_header = fields.Char(string="API Key Header", default="X-API-Key")
-    api_key = fields.Char(string="API Key", groups=MANAGER_GROUP)
+    api_key = fields.Char(string="API Key", groups=MANAGER_GROUP, copy=False)
     signing_secret = fields.Char(
         groups=MANAGER_GROUP,
+        copy=False,
         help="Standard Webhooks secret (whsec_<base64>). When set, every request carries "
         "webhook-id, webhook-timestamp and webhook-signature headers.",
     )
@@ -103,12 +105,18 @@ class ApiSyncConfig(models.Model):
     backoff_max = fields.Integer(
         string="Backoff Max (s)", default=3600, help="Longest delay between two retries."
     )
-    batch_size = fields.Integer(default=100, help="Records per request in batch syncs.")
+    batch_size = fields.Integer(
+        default=100,
+        help="Records per chunk in scheduled and manual runs (one request per chunk in batch "
+        "mode).",
+    )
     delivery_mode = fields.Selection(
         [("record", "One request per record"), ("batch", "One request per chunk of records")],
         required=True,
         default="record",
         tracking=True,
+        help="How scheduled and manual runs (and send_batch) send the records they select. "
+        "Real-time events (automation rules, sync_record) are always one request per record.",
     )
     domain = fields.Char(
         default="[]",
@@ -253,8 +261,19 @@ class ApiSyncConfig(models.Model):
         return result
 
     @api.model
+    @tools.ormcache()
+    def _synced_models(self):
+        """Names of the models an active configuration syncs (their forms get a status
+        button)."""
+        return frozenset(self.sudo().search([("active", "=", True)]).mapped("model_name"))
+
+    @api.model
     def _sync_record_log_actions(self):
-        """One "API Sync Logs" context action per model that has an active configuration."""
+        """One "API Sync Logs" context action per model that has an active configuration.
+
+        Also refreshes the synced models' forms (their status button)."""
+        self.env.registry.clear_cache("templates")
+        self.env.registry.clear_cache()  # _synced_models
         Action = self.env["ir.actions.act_window"].sudo()
         wanted = self.sudo().search([("active", "=", True)]).model_id
         actions = Action.search(
@@ -272,7 +291,7 @@ class ApiSyncConfig(models.Model):
                     "binding_model_id": model.id,
                     "binding_view_types": "list,form",
                     "domain": f"[('res_model', '=', {model.model!r}), "
-                    "('res_id', 'in', active_ids)]",
+                    "('covers_res_id', 'in', active_ids)]",
                     "context": "{'create': False}",
                     "groups_id": [Command.set(self.env.ref(USER_GROUP).ids)],
                 }
@@ -1122,14 +1141,28 @@ class ApiSyncConfig(models.Model):
                 ("store", "=", True),
             ]
         )
-        values = []
+        # generating again updates the rules generated before (one per kind: save, deletion)
+        generated = {
+            "delete" if rule.trigger == "on_unlink" else "save": rule
+            for rule in self.with_context(active_test=False).automation_ids
+            if rule.trigger in GENERATED_TRIGGERS
+            and all(action.api_sync_config_id == self for action in rule.action_server_ids)
+        }
+        rules = self.env["base.automation"]
         for trigger, label in triggers:
             name = self.env._("%(config)s: sync %(when)s", config=self.name, when=label)
-            rule = {
-                "name": name,
-                "model_id": self.model_id.id,
-                "trigger": trigger,
-                "action_server_ids": [
+            values = {"name": name, "model_id": self.model_id.id, "trigger": trigger}
+            values["trigger_field_ids"] = [
+                Command.set(
+                    model_fields.ids if trigger in ("on_write", "on_create_or_write") else []
+                )
+            ]
+            rule = generated.pop("delete" if trigger == "on_unlink" else "save", None)
+            if rule:
+                rule.write({**values, "active": self.active})
+                rule.action_server_ids.name = name
+            else:
+                values["action_server_ids"] = [
                     Command.create(
                         {
                             "name": name,
@@ -1138,14 +1171,11 @@ class ApiSyncConfig(models.Model):
                             "api_sync_config_id": self.id,
                         }
                     )
-                ],
-            }
-            if trigger in ("on_write", "on_create_or_write"):
-                rule["trigger_field_ids"] = [Command.set(model_fields.ids)]
-            values.append(rule)
-        rules = self.env["base.automation"].create(values)
-        if not self.active:
-            rules.active = False
+                ]
+                rule = self.env["base.automation"].create({**values, "active": self.active})
+            rules |= rule
+        for rule in generated.values():  # a kind no longer ticked (its action goes with it)
+            rule.unlink()
         return rules
 
     def action_view_logs(self):
@@ -1155,3 +1185,16 @@ class ApiSyncConfig(models.Model):
         action["domain"] = [("config_id", "=", self.id)]
         action["context"] = {"default_config_id": self.id}
         return action
+
+    def action_view_failed_logs(self):
+        action = self.action_view_logs()
+        action["domain"] = [("config_id", "=", self.id), ("state", "=", "failed")]
+        action["name"] = self.env._("Failed Logs")
+        return action
+
+    def copy_data(self, default=None):
+        vals_list = super().copy_data(default=default)
+        for config, vals in zip(self, vals_list, strict=True):
+            if "name" not in (default or {}):
+                vals["name"] = self.env._("%(name)s (copy)", name=config.name)
+        return vals_list

@@ -9,6 +9,22 @@ from odoo.models import PREFETCH_MAX
 from ..engine import mapping
 
 NAME_TRANSFORMS = ("string", "many2one_name", "x2many_names")
+# the transform suggested when a source field of this type is picked
+SUGGESTED_TRANSFORMS = {
+    "date": "date",
+    "datetime": "datetime",
+    "boolean": "boolean",
+    "integer": "integer",
+    "float": "float",
+    "monetary": "float",
+    "many2one": "many2one_id",
+    "one2many": "x2many_ids",
+    "many2many": "x2many_ids",
+    "char": "string",
+    "text": "string",
+    "html": "string",
+    "selection": "string",
+}
 
 
 class ApiSyncFieldMapping(models.Model):
@@ -57,6 +73,30 @@ class ApiSyncFieldMapping(models.Model):
         self.config_id._check_can_change()
         self.env.registry.clear_cache()
         return super().unlink()
+
+    @api.onchange("source_path")
+    def _onchange_source_path_suggest_transform(self):
+        """Picking a field suggests the transform that fits its type (raw stays raw for the
+        types it fits)."""
+        for line in self:
+            if not line.source_path or not line.config_id.model_name:
+                continue
+            try:
+                field_type = mapping.validate_source_path(
+                    line.source_path, line.config_id.model_name, line._fields_of, "raw"
+                )
+            except mapping.ConfigurationError:
+                continue
+            if line.transform in ("raw", False) or line.transform not in self._fitting(field_type):
+                line.transform = SUGGESTED_TRANSFORMS.get(field_type, "raw")
+
+    @api.model
+    def _fitting(self, field_type):
+        return [
+            key
+            for key, accepted in mapping.ACCEPTED_TYPES.items()
+            if accepted is None or field_type in accepted
+        ]
 
     @api.constrains("source_path", "transform", "default_value", "config_id")
     def _check_source_path(self):

@@ -3,6 +3,7 @@
 import json
 import logging
 import uuid
+from urllib.parse import urlsplit
 
 import psycopg2
 from markupsafe import Markup
@@ -31,11 +32,24 @@ LOG_STATES = [
 ]
 
 
+def readable_records(rows):
+    """``{(model, id): record}`` of the records ``rows`` (with ``res_model`` and ``res_id``)
+    point to that exist and that the current user may read."""
+    env, existing = rows.env, {}
+    for model_name in set(rows.filtered("res_id").mapped("res_model")):
+        if model_name in env and env[model_name].has_access("read"):
+            records = env[model_name].browse(
+                rows.filtered(lambda row, m=model_name: row.res_model == m).mapped("res_id")
+            )
+            readable = records.exists()._filtered_access("read")
+            existing.update({(model_name, record.id): record for record in readable})
+    return existing
+
+
 class ApiSyncLog(models.Model):
     _name = "api.sync.log"
     _description = "API Sync Log"
     _order = "id desc"
-    _rec_name = "idempotency_key"
 
     config_id = fields.Many2one(
         "api.sync.config", string="Configuration", required=True, ondelete="cascade", index=True
@@ -47,6 +61,18 @@ class ApiSyncLog(models.Model):
         string="Batch Record IDs", help="JSON list of the ids a batch event carries."
     )
     record_name = fields.Char(string="Record")
+    record_ref = fields.Reference(
+        selection="_selection_record_model",
+        string="Open Record",
+        compute="_compute_record_ref",
+        help="The record, while it exists and you may read it.",
+    )
+    covers_res_id = fields.Integer(
+        string="Covers Record",
+        compute="_compute_covers_res_id",
+        search="_search_covers_res_id",
+        help="Search: the events about a record, batches carrying it included.",
+    )
     record_count = fields.Integer(default=1, help="Records the event covers.")
     sent_count = fields.Integer(
         help="Records a batch carried when sent (records deleted meanwhile are left out)."
@@ -64,10 +90,11 @@ class ApiSyncLog(models.Model):
         readonly=True,
         help="Sent as Idempotency-Key and webhook-id; the same on every retry of this event.",
     )
-    attempt_count = fields.Integer(string="Attempts")
+    attempt_count = fields.Integer(string="Attempts", aggregator=None)
     attempts_allowed = fields.Integer(
+        aggregator=None,
         help="Attempts after which the event fails: the configuration's Max Attempts, "
-        "extended by each manual retry."
+        "extended by each manual retry.",
     )
     # What was sent and answered is readable by managers only; others read the previews below,
     # which are empty unless they may read the records the event is about.
@@ -80,8 +107,11 @@ class ApiSyncLog(models.Model):
     )
     response_preview = fields.Text(string="Response", compute="_compute_previews")
     error_detail = fields.Text(string="Error", compute="_compute_previews")
+    failure_reason = fields.Char(
+        compute="_compute_previews", help="Why the last attempt did not deliver, in plain words."
+    )
     record_version = fields.Datetime(help="The record's last update time carried by the event.")
-    response_status = fields.Integer()
+    response_status = fields.Integer(aggregator=None)
     response_body = fields.Text(string="Response Excerpt", groups=MANAGER_GROUP)
     duration_ms = fields.Integer(string="Duration (ms)")
     error_class = fields.Char()
@@ -100,7 +130,45 @@ class ApiSyncLog(models.Model):
         ("idempotency_key_unique", "UNIQUE(idempotency_key)", "Event IDs are unique."),
     ]
 
-    @api.depends("request_body", "response_body", "error_message")
+    @api.depends("record_name", "res_model", "res_id", "operation")
+    def _compute_display_name(self):
+        labels = dict(self._fields["operation"]._description_selection(self.env))
+        for log in self:
+            subject = log.record_name or (
+                f"{log.res_model},{log.res_id}" if log.res_id else log.res_model or ""
+            )
+            log.display_name = f"{subject} · {labels.get(log.operation, '')}".strip(" ·")
+
+    @api.model
+    def _selection_record_model(self):
+        return [(model.model, model.name) for model in self.env["ir.model"].sudo().search([])]
+
+    @api.depends("res_model", "res_id")
+    @api.depends_context("uid")
+    def _compute_record_ref(self):
+        """A link to the record while it exists and the user may read it (a deleted record's
+        log shows its model and id instead of a broken link)."""
+        existing = readable_records(self)
+        for log in self:
+            log.record_ref = existing.get((log.res_model, log.res_id), False)
+
+    def _compute_covers_res_id(self):
+        for log in self:
+            log.covers_res_id = log.res_id
+
+    @api.model
+    def _search_covers_res_id(self, operator, value):
+        """Events about the records ``value``: their own, and the batches carrying them."""
+        if operator not in ("=", "in"):
+            raise UserError(self.env._("Search events by record with = or in."))
+        ids = [int(res_id) for res_id in ([value] if isinstance(value, int) else value or [])]
+        domain = [("res_id", "in", ids)]
+        for res_id in ids:  # batch_res_ids is a JSON list: "[1, 2, 3]"
+            for pattern in (f"[{res_id}]", f"[{res_id}, %", f"%, {res_id}, %", f"%, {res_id}]"):
+                domain = ["|", ("batch_res_ids", "=like", pattern), *domain]
+        return domain
+
+    @api.depends("request_body", "response_body", "error_message", "state", "response_status")
     @api.depends_context("uid")
     def _compute_previews(self):
         visible = self._details_visible()
@@ -113,6 +181,8 @@ class ApiSyncLog(models.Model):
             log.request_preview = request or False
             log.response_preview = details.response_body or False
             log.error_detail = details.error_message or False
+            failed = log.state != "done" and (log.error_class or log.response_status)
+            log.failure_reason = failed and log._failure_reason(with_excerpt=bool(details))
 
     def _details_visible(self):
         """The logs whose payload, response and error the current user may read: all for
@@ -436,25 +506,55 @@ class ApiSyncLog(models.Model):
         record = self.env[self.res_model].browse(self.res_id).exists()
         if not record or not hasattr(record, "message_post"):
             return
-        link = Markup('<a href="#" data-oe-model="api.sync.log" data-oe-id="%s">%s</a>') % (
+        link = Markup('<a href="/odoo/action-api_sync.action_api_sync_log/%s">%s</a>') % (
             self.id,
-            self.env._("sync log"),
+            self.env._("Open the sync log"),
         )
         record.message_post(
-            body=Markup("%s<br/>%s (%s)")
+            body=Markup("%s %s")
             % (
                 self.env._(
-                    "Sync to %(config)s failed after %(attempts)s attempt(s): %(error)s",
+                    "Not synced to %(config)s after %(attempts)s attempt(s): %(reason)s.",
                     config=self.config_id.name,
                     attempts=self.attempt_count,
-                    error=self.error_message or self.error_class or "",
+                    reason=self._failure_reason(),
+                )
+                if self.attempt_count > 1
+                else self.env._(
+                    "Not synced to %(config)s: %(reason)s.",
+                    config=self.config_id.name,
+                    reason=self._failure_reason(),
                 ),
                 link,
-                self.idempotency_key,
             ),
+            author_id=self.env.ref("base.partner_root").id,
             message_type="notification",
             subtype_xmlid="mail.mt_note",
         )
+
+    def _failure_reason(self, with_excerpt=True):
+        """Why the last attempt did not deliver, as a person reads it (``with_excerpt``: with
+        the response excerpt and error text, for those who may read them)."""
+        self.ensure_one()
+        log = self.sudo()
+        error, message = log.error_class or "", log.error_message or ""
+        host = urlsplit(log.config_id.endpoint_url or "").netloc
+        if log.response_status:
+            excerpt = " ".join((log.response_body or "").split())[:200]
+            if with_excerpt and excerpt:
+                return f"HTTP {log.response_status}: {excerpt}"
+            return f"HTTP {log.response_status}"
+        if "Timeout" in error:
+            return self.env._("Timed out after %(seconds)s s", seconds=f"{log.config_id.timeout:g}")
+        if error == "ConnectionError":
+            if "refused" in message.lower():
+                return self.env._("Connection refused by %(host)s", host=host)
+            if "resolve" in message.lower() or "known" in message.lower():
+                return self.env._("Could not resolve %(host)s", host=host.split(":")[0])
+            return self.env._("Could not connect to %(host)s", host=host)
+        if with_excerpt and message:
+            return message.splitlines()[0]
+        return error
 
     def _update_status(self):
         """Reflect the outcome on the records' status, and on the run the events belong to."""

@@ -2,7 +2,7 @@
 
 from odoo import api, fields, models
 
-from .api_sync_log import LOG_STATES
+from .api_sync_log import LOG_STATES, readable_records
 
 
 class ApiSyncRecordStatus(models.Model):
@@ -20,6 +20,12 @@ class ApiSyncRecordStatus(models.Model):
         string="Record ID", model_field="res_model", required=True, index=True
     )
     record_name = fields.Char(string="Record")
+    record_ref = fields.Reference(
+        selection="_selection_record_model",
+        string="Open Record",
+        compute="_compute_record_ref",
+        help="The record, while it exists and you may read it.",
+    )
     last_log_id = fields.Many2one("api.sync.log", string="Last Event", ondelete="set null")
     last_state = fields.Selection(LOG_STATES)
     last_attempt_at = fields.Datetime(string="Last Attempt")
@@ -31,6 +37,17 @@ class ApiSyncRecordStatus(models.Model):
     _sql_constraints = [
         ("record_unique", "UNIQUE(config_id, res_id)", "One status per record and configuration."),
     ]
+
+    @api.model
+    def _selection_record_model(self):
+        return self.env["api.sync.log"]._selection_record_model()
+
+    @api.depends("res_model", "res_id")
+    @api.depends_context("uid")
+    def _compute_record_ref(self):
+        existing = readable_records(self)
+        for status in self:
+            status.record_ref = existing.get((status.res_model, status.res_id), False)
 
     @api.model
     def _ensure(self, config, res_ids):
@@ -61,6 +78,11 @@ class ApiSyncRecordStatus(models.Model):
             versions = log._record_versions()
             if not versions:
                 continue
+            if log.operation == "batch":
+                records = self.env[log.res_model].sudo().browse(list(versions)).exists()
+                names = {record.id: record.display_name for record in records}
+            else:
+                names = dict.fromkeys(versions, log.record_name or None)
             done = log.state == "done"
             self.env.cr.execute(
                 """INSERT INTO api_sync_record_status AS s
@@ -70,9 +92,10 @@ class ApiSyncRecordStatus(models.Model):
                    SELECT %(config)s, %(company)s, %(model)s, v.res_id, %(log)s, %(state)s,
                           %(attempt)s::timestamp,
                           CASE WHEN %(done)s THEN %(done_at)s::timestamp END,
-                          CASE WHEN %(done)s THEN v.version END, %(name)s,
+                          CASE WHEN %(done)s THEN v.version END, v.name,
                           %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC'
-                     FROM unnest(%(ids)s::int[], %(versions)s::timestamp[]) AS v(res_id, version)
+                     FROM unnest(%(ids)s::int[], %(versions)s::timestamp[], %(names)s::varchar[])
+                          AS v(res_id, version, name)
                    ON CONFLICT (config_id, res_id) DO UPDATE
                       SET last_log_id = EXCLUDED.last_log_id,
                           last_state = EXCLUDED.last_state,
@@ -90,13 +113,48 @@ class ApiSyncRecordStatus(models.Model):
                     "attempt": log.last_attempt_at or None,
                     "done": done,
                     "done_at": log.done_at or None,
-                    "name": None if log.operation == "batch" else (log.record_name or None),
                     "uid": self.env.uid,
                     "ids": list(versions),
                     "versions": list(versions.values()),
+                    "names": [names.get(res_id) for res_id in versions],
                 },
             )
         self.invalidate_model()
+
+    @api.model
+    def get_status_summary(self, res_model, res_id):
+        """The record's latest sync state for its form's status button (None if never synced
+        or not readable)."""
+        record = self.env[res_model].browse(int(res_id)).exists()
+        if not record or not record.has_access("read"):
+            return None
+        status = self.search(
+            [("res_model", "=", res_model), ("res_id", "=", record.id)],
+            order="last_attempt_at desc nulls last, id desc",
+            limit=1,
+        )
+        if not status:
+            return None
+        states = dict(self._fields["last_state"]._description_selection(self.env))
+        css = {"done": "text-success", "failed": "text-danger", "pending": "text-info"}
+        return {
+            "state": status.last_state,
+            "label": states.get(status.last_state) or self.env._("Synced"),
+            "at": fields.Datetime.to_string(status.last_done_at or status.last_attempt_at),
+            "config": status.config_id.display_name,
+            "css": css.get(status.last_state, "text-muted"),
+        }
+
+    @api.model
+    def action_open_history(self, res_model, res_id):
+        """The sync log of one record, batch deliveries included."""
+        record = self.env[res_model].browse(int(res_id))
+        record.check_access("read")
+        action = self.env["ir.actions.act_window"]._for_xml_id("api_sync.action_api_sync_log")
+        action["domain"] = [("res_model", "=", res_model), ("covers_res_id", "=", record.id)]
+        action["context"] = {"create": False}
+        action["name"] = self.env._("Sync History")
+        return action
 
     @api.model
     def get_sync_status(self, records, config=None):

@@ -7,6 +7,7 @@ import uuid
 import psycopg2
 
 from odoo import api, fields, models
+from odoo.osv import expression
 from odoo.tools import SQL
 
 from odoo.addons.queue_job.exception import RetryableJobError
@@ -282,6 +283,19 @@ class ApiSyncRun(models.Model):
         table = Model._table
         write_date = SQL("COALESCE(%s, '1970-01-01')", SQL.identifier(table, "write_date"))
         record_id = SQL.identifier(table, "id")
+        active = Model._active_name
+        if active and not any(expression.is_leaf(leaf) and leaf[0] == active for leaf in domain):
+            # as Odoo counts: archived records only when the domain asks for them, except
+            # those delivered before (archiving one is sent once, so the other side follows)
+            query.add_where(
+                SQL(
+                    """(%s OR %s IN (SELECT res_id FROM api_sync_record_status
+                                     WHERE config_id = %s AND last_done_at IS NOT NULL))""",
+                    SQL.identifier(table, active),
+                    record_id,
+                    config.id,
+                )
+            )
         if last_date:
             query.add_where(SQL("(%s, %s) > (%s, %s)", write_date, record_id, last_date, last_id))
         query.add_where(SQL("%s < %s", write_date, horizon))

@@ -149,8 +149,8 @@ class TestDelivery(DeliveryCase):
         self.assertEqual((log.state, log.attempt_count), ("failed", 3))
         self.assertEqual(len(self.receiver.received), 3)
         (message,) = partner.message_ids - messages_before
-        self.assertIn("failed after 3 attempt(s)", message.body)
-        self.assertIn(f'data-oe-id="{log.id}"', message.body)
+        self.assertIn("after 3 attempt(s): HTTP 503", message.body)
+        self.assertIn(f"/odoo/action-api_sync.action_api_sync_log/{log.id}", message.body)
         self.assertIn("Contacts", message.body)
 
     def test_success_posts_nothing(self):

@@ -1,0 +1,28 @@
+"""A sync status button on the form of every model that an active configuration syncs."""
+
+from lxml import etree
+
+from odoo import api, models
+
+
+class Base(models.AbstractModel):
+    _inherit = "base"
+
+    @api.model
+    def _get_view(self, view_id=None, view_type="form", **options):
+        arch, view = super()._get_view(view_id, view_type, **options)
+        if view_type == "form" and self._name in self.env["api.sync.config"]._synced_models():
+            sheet = arch.find(".//sheet")
+            box = arch.find(".//div[@name='button_box']")
+            if box is None and sheet is not None:
+                box = etree.Element("div", {"name": "button_box", "class": "oe_button_box"})
+                sheet.insert(0, box)
+            if box is not None:
+                box.insert(
+                    0,
+                    etree.Element(
+                        "widget",
+                        {"name": "api_sync_status", "groups": "api_sync.group_api_sync_user"},
+                    ),
+                )
+        return arch, view
