@@ -28,6 +28,9 @@
         "web.assets_backend": [
             "api_sync/static/src/sync_status/*",
         ],
+        "web.assets_tests": [
+            "api_sync/static/tests/tours/*.js",
+        ],
     },
     "demo": [
         "demo/api_sync_demo.xml",

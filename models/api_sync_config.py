@@ -779,6 +779,7 @@ class ApiSyncConfig(models.Model):
             for record in todo
         ]
         if operation == "delete":
+            self._name_earlier_events(todo)
             event_ids = [vals["idempotency_key"] for vals in values]
             for vals, captured in zip(
                 values, self._capture_deletions(todo, event_ids), strict=True
@@ -822,6 +823,18 @@ class ApiSyncConfig(models.Model):
                 for record in records
             ]
         )
+
+    def _name_earlier_events(self, records):
+        """Events of ``records`` not sent yet are named when sent: name them now, before the
+        records are deleted (their logs stay readable afterwards)."""
+        self.env["api.sync.log"].flush_model(["record_name"])
+        self.env.cr.execute(
+            """UPDATE api_sync_log AS l SET record_name = v.name
+                 FROM unnest(%s::int[], %s::varchar[]) AS v(res_id, name)
+                WHERE l.config_id = %s AND l.res_id = v.res_id AND l.record_name IS NULL""",
+            (records.ids, [record.sudo().display_name for record in records], self.id),
+        )
+        self.env["api.sync.log"].invalidate_model(["record_name"])
 
     def _capture_deletions(self, records, event_ids):
         """Per record, the log values that freeze its deletion event before it is removed.
@@ -967,13 +980,35 @@ class ApiSyncConfig(models.Model):
         """Start a run now; it sends the records changed since the checkpoint."""
         self.ensure_one()
         self._check_manager()
-        return self._start_run("manual")._action_open()
+        return self._running_notice() or self._start_run("manual")._action_open()
 
     def action_full_resync(self):
         """Reset the checkpoint and start a run: every record in the domain is sent again."""
         self.ensure_one()
         self._check_manager()
-        return self._start_run("full_resync")._action_open()
+        return self._running_notice() or self._start_run("full_resync")._action_open()
+
+    def _running_notice(self):
+        """A notification when a run of this configuration is still delivering, else None."""
+        running = (
+            self.env["api.sync.run"]
+            .sudo()
+            .search([("config_id", "=", self.id), ("state", "=", "running")])
+            .filtered(lambda run: run._is_alive())
+        )
+        if not running:
+            return None
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "warning",
+                "message": self.env._(
+                    "Run %(run)s is still delivering: start another one when it is over.",
+                    run=running[0].display_name,
+                ),
+            },
+        }
 
     def action_view_runs(self):
         self.ensure_one()

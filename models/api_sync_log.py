@@ -579,9 +579,10 @@ class ApiSyncLog(models.Model):
         """Queue failed or cancelled events again, with the same event id."""
         self._check_manager()
         self.check_access("read")
-        if any(log.state not in ("failed", "cancelled") for log in self):
+        retried = self.filtered(lambda log: log.state in ("failed", "cancelled"))
+        if not retried:
             raise UserError(self.env._("Only failed or cancelled events can be retried."))
-        for log in self.sudo():
+        for log in retried.sudo():
             log.write(
                 {
                     "state": "pending",
@@ -590,18 +591,45 @@ class ApiSyncLog(models.Model):
                 }
             )
             log._enqueue()
-        self._update_status()
-        return True
+        retried._update_status()
+        return self._bulk_notice(
+            retried,
+            self.env._("%(count)s event(s) queued again.", count=len(retried)),
+            self.env._("only failed or cancelled events can be retried"),
+        )
 
     def action_cancel(self):
         """Cancel pending events: their jobs find them cancelled and send nothing."""
         self._check_manager()
         self.check_access("read")
-        if any(log.state != "pending" for log in self):
+        cancelled = self.filtered(lambda log: log.state == "pending")
+        if not cancelled:
             raise UserError(self.env._("Only pending events can be cancelled."))
-        self.sudo().write({"state": "cancelled", "next_retry_at": False})
-        self.sudo()._update_status()
-        return True
+        cancelled.sudo().write({"state": "cancelled", "next_retry_at": False})
+        cancelled.sudo()._update_status()
+        return self._bulk_notice(
+            cancelled,
+            self.env._("%(count)s event(s) cancelled.", count=len(cancelled)),
+            self.env._("only pending events can be cancelled"),
+        )
+
+    def _bulk_notice(self, acted, done, why_not):
+        """Say what a button did on a selection (and what it left), then refresh the view."""
+        left = len(self - acted)
+        message = done
+        if left:
+            message += " " + self.env._(
+                "%(count)s left as they were (%(why)s).", count=left, why=why_not
+            )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "success",
+                "message": message,
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
 
     def _check_manager(self):
         if not self.env.user.has_group(MANAGER_GROUP):

@@ -6,3 +6,4 @@ from . import test_automation
 from . import test_batch_sync
 from . import test_attacks
 from . import test_screens
+from . import test_tours

@@ -69,3 +69,14 @@ class DeliveryCase(ApiSyncCase):
                 job.store()
         if not once:
             self.fail("api_sync jobs are still queued after 10 rounds")
+
+
+class RunCase(DeliveryCase):
+    """For runs: no settle time, and the run's own selection cursor sees the test transaction."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["ir.config_parameter"].set_param("api_sync.batch_settle_seconds", "0")
+        cls.registry.enter_test_mode(cls.cr)
+        cls.addClassCleanup(cls.registry.leave_test_mode)

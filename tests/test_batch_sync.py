@@ -5,21 +5,17 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from ..engine.receiver import Reply
-from .delivery_common import DeliveryCase
+from .delivery_common import RunCase
 
 LOG_MODULE = "odoo.addons.api_sync.models.api_sync_log"
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, 123456)
 
 
 @tagged("post_install", "-at_install")
-class TestBatchSync(DeliveryCase):
+class TestBatchSync(RunCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env["ir.config_parameter"].set_param("api_sync.batch_settle_seconds", "0")
-        # runs select through a cursor of their own: in tests it must see the test transaction
-        cls.registry.enter_test_mode(cls.cr)
-        cls.addClassCleanup(cls.registry.leave_test_mode)
         cls.config.write(
             {"domain": "[('ref', '=', 'BATCH')]", "batch_size": 2, "delivery_mode": "batch"}
         )
@@ -142,7 +138,14 @@ class TestBatchSync(DeliveryCase):
 
     def test_overlapping_run_is_skipped(self):
         first = self.run_now()
-        second = self.run_now()
+        # a person clicking Run Now is told, and no run is opened
+        answer = self.config.action_run_now()
+        self.assertEqual(answer["tag"], "display_notification")
+        self.assertIn("still delivering", answer["params"]["message"])
+        self.assertEqual(self.env["api.sync.run"].search_count([]), 1)
+        # the schedule records the skipped run
+        self.config._run_scheduled()
+        second = self.env["api.sync.run"].search([], limit=1)
         self.assertEqual(second.state, "skipped")
         self.assertIn("still delivering", second.note)
         self.run_jobs()
@@ -171,7 +174,8 @@ class TestBatchSync(DeliveryCase):
     def test_a_started_job_within_the_time_limit_keeps_the_run_alive(self):
         first = self.run_now()
         self.jobs().write({"state": "started", "date_started": fields.Datetime.now()})
-        self.assertEqual(self.run_now().state, "skipped")
+        self.config._run_scheduled()
+        self.assertEqual(self.env["api.sync.run"].search([], limit=1).state, "skipped")
         self.assertEqual(first.state, "running")
 
     @mute_logger(LOG_MODULE)

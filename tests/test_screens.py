@@ -5,20 +5,13 @@ from odoo.tools import mute_logger
 from odoo.tools.safe_eval import safe_eval
 
 from ..engine.receiver import Reply
-from .delivery_common import DeliveryCase
+from .delivery_common import RunCase
 
 LOG_MODULE = "odoo.addons.api_sync.models.api_sync_log"
 
 
 @tagged("post_install", "-at_install")
-class TestScreens(DeliveryCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.env["ir.config_parameter"].set_param("api_sync.batch_settle_seconds", "0")
-        cls.registry.enter_test_mode(cls.cr)
-        cls.addClassCleanup(cls.registry.leave_test_mode)
-
+class TestScreens(RunCase):
     def run_now(self):
         return self.env["api.sync.run"].browse(self.config.action_run_now()["res_id"])
 
@@ -188,3 +181,19 @@ class TestScreens(DeliveryCase):
             line.target_key = "tags"
         form.save()
         self.assertEqual(self.config.mapping_ids[-1:].transform, "x2many_ids")
+
+    # -- 12: bulk actions do what they can -----------------------------------------------------
+
+    @mute_logger(LOG_MODULE)
+    def test_bulk_retry_and_cancel_act_on_what_they_can(self):
+        self.receiver.script(Reply(400))
+        partners = self.env["res.partner"].create([{"name": "Bulk A"}, {"name": "Bulk B"}])
+        failed = self.Config.sync_record(partners[0], "update")
+        self.run_jobs()
+        pending = self.Config.sync_record(partners[1], "update")
+        answer = (failed | pending).action_retry()
+        self.assertIn("1 event(s) queued again", answer["params"]["message"])
+        self.assertIn("1 left as they were", answer["params"]["message"])
+        self.assertEqual((failed.state, pending.state), ("pending", "pending"))
+        answer = (failed | pending).action_cancel()
+        self.assertIn("2 event(s) cancelled", answer["params"]["message"])

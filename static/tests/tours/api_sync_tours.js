@@ -1,0 +1,201 @@
+import { registry } from "@web/core/registry";
+import { stepUtils } from "@web_tour/tour_service/tour_utils";
+
+/** Pick the autocomplete entry whose text is exactly ``label``. */
+function pickAutocomplete(fieldName, label) {
+    return [
+        {
+            content: `wait for "${label}" in the ${fieldName} dropdown`,
+            trigger: `div[name="${fieldName}"] .o-autocomplete--dropdown-item:contains("${label}")`,
+        },
+        {
+            content: `pick "${label}"`,
+            trigger: `div[name="${fieldName}"] .o-autocomplete--dropdown-menu`,
+            run() {
+                const item = [
+                    ...document.querySelectorAll(
+                        `div[name="${fieldName}"] .o-autocomplete--dropdown-item a`
+                    ),
+                ].find((el) => el.textContent.trim() === label);
+                item.click();
+            },
+        },
+        {
+            content: "dropdown closed",
+            trigger: `div[name="${fieldName}"] .o-autocomplete:not(:has(.o-autocomplete--dropdown-menu))`,
+        },
+    ];
+}
+
+registry.category("web_tour.tours").add("api_sync_dashboard", {
+    url: "/odoo",
+    steps: () => [
+        stepUtils.showAppsMenuItem(),
+        {
+            content: "open the API Sync app",
+            trigger: '.o_app[data-menu-xmlid="api_sync.menu_api_sync_app"]',
+            run: "click",
+        },
+        {
+            content: "a card per configuration, with its health",
+            trigger: '.o_kanban_record:contains("Tour Receiver"):contains("Healthy")',
+        },
+        {
+            content: "its failing sibling says so",
+            trigger: '.o_kanban_record:contains("Tour Down"):contains("Failing since")',
+        },
+        {
+            content: "open the logs of the healthy one",
+            trigger: '.o_kanban_record:contains("Tour Receiver") button[name="action_view_logs"]',
+            run: "click",
+        },
+        {
+            content: "its logs",
+            trigger: '.o_list_view .o_data_row:contains("Tour Paula")',
+        },
+        {
+            content: "the graph of events per day",
+            trigger: ".o_switch_view.o_graph",
+            run: "click",
+        },
+        { content: "graph shown", trigger: ".o_graph_renderer canvas" },
+    ],
+});
+
+registry.category("web_tour.tours").add("api_sync_configure", {
+    url: "/odoo/action-api_sync.action_api_sync_config",
+    steps: () => [
+        { content: "new configuration", trigger: ".o_list_button_add", run: "click" },
+        { trigger: 'div[name="name"] input', run: "edit Tour From Scratch" },
+        { trigger: 'div[name="model_id"] input', run: "edit Contact" },
+        ...pickAutocomplete("model_id", "Contact"),
+        { trigger: 'div[name="endpoint_url"] input', run: "edit http://127.0.0.1:9/tour" },
+        { content: "save", trigger: ".o_form_button_save", run: "click" },
+        { content: "saved", trigger: ".o_form_saved" },
+        {
+            content: "preview the payload",
+            trigger: 'button[name="action_preview_payload"]',
+            run: "click",
+        },
+        {
+            content: "the JSON of a contact",
+            trigger: '.modal div[name="payload"]:contains("display_name")',
+        },
+        { content: "close the preview", trigger: ".modal .btn-close", run: "click" },
+        {
+            content: "test the connection",
+            trigger: 'button[name="action_test_connection"]',
+            run: "click",
+        },
+        {
+            content: "nothing listens there: said plainly",
+            trigger: '.o_notification:contains("Connection failed")',
+        },
+        {
+            content: "create the automation rules",
+            trigger: 'button[name="action_create_automation_rules"]',
+            run: "click",
+        },
+        { trigger: '.modal button[name="action_generate"]', run: "click" },
+        { content: "two rules", trigger: '.o_kanban_record:contains("on deletion")' },
+        {
+            content: "back to the configuration",
+            trigger: '.breadcrumb-item a:contains("Tour From Scratch")',
+            run: "click",
+        },
+        {
+            content: "create them again",
+            trigger: 'button[name="action_create_automation_rules"]',
+            run: "click",
+        },
+        { trigger: '.modal button[name="action_generate"]', run: "click" },
+        {
+            content: "still two rules, updated",
+            trigger: '.o_kanban_record:contains("on deletion")',
+            run() {
+                const cards = document.querySelectorAll(".o_kanban_record:not(.o_kanban_ghost)");
+                if (cards.length !== 2) {
+                    throw new Error(`expected 2 rules, got ${cards.length}`);
+                }
+            },
+        },
+    ],
+});
+
+registry.category("web_tour.tours").add("api_sync_record_logs", {
+    steps: () => [
+        { content: "the contact's form", trigger: 'div[name="email"] input', run: "edit t@x.io" },
+        { content: "save", trigger: ".o_form_button_save", run: "click" },
+        { content: "saved", trigger: ".o_form_saved" },
+        {
+            content: "its sync status button",
+            trigger: ".o_api_sync_status",
+            run: "click",
+        },
+        {
+            content: "its history: the update",
+            trigger: '.o_list_view .o_data_row:contains("Update")',
+        },
+        { content: "back", trigger: ".breadcrumb-item a", run: "click" },
+        { content: "actions", trigger: ".o_cp_action_menus .dropdown-toggle", run: "click" },
+        { trigger: '.o-dropdown--menu .dropdown-item:contains("Delete")', run: "click" },
+        { trigger: '.modal button.btn-primary:contains("Delete")', run: "click" },
+        { content: "deleted", trigger: ".o_list_view, .o_kanban_view" },
+    ],
+});
+
+registry.category("web_tour.tours").add("api_sync_deleted_record_logs", {
+    url: "/odoo/action-api_sync.action_api_sync_log",
+    steps: () => [
+        {
+            content: "open the delete event of the deleted contact",
+            trigger: '.o_data_row:contains("Tour Dora"):contains("Delete") td.o_data_cell',
+            run: "click",
+        },
+        {
+            content: "the log opens (no crash), naming the record",
+            trigger: '.o_form_view div[name="record_name"]:contains("Tour Dora")',
+        },
+        { content: "no broken link", trigger: '.o_form_view:not(:has(div[name="record_ref"] a))' },
+        { content: "back", trigger: ".breadcrumb-item a", run: "click" },
+        {
+            content: "open its earlier update",
+            trigger: '.o_data_row:contains("Tour Dora"):contains("Update") td.o_data_cell',
+            run: "click",
+        },
+        {
+            content: "opens too",
+            trigger: '.o_form_view div[name="record_name"]:contains("Tour Dora")',
+        },
+    ],
+});
+
+registry.category("web_tour.tours").add("api_sync_failed_and_bulk_retry", {
+    url: "/odoo/action-api_sync.action_api_sync_log",
+    steps: () => [
+        {
+            content: "open a failed event",
+            trigger: '.o_data_row:contains("Tour Fred"):contains("Failed") td.o_data_cell',
+            run: "click",
+        },
+        {
+            content: "a banner says why, plainly",
+            trigger: '.alert-danger:contains("Connection refused by 127.0.0.1:9")',
+        },
+        { content: "back", trigger: ".breadcrumb-item a", run: "click" },
+        {
+            content: "select every event",
+            trigger: "thead .o_list_record_selector input",
+            run: "click",
+        },
+        {
+            content: "retry the selection",
+            trigger: '.o_control_panel button[name="action_retry"]',
+            run: "click",
+        },
+        {
+            content: "what could be retried was, and it says how many",
+            trigger: ".o_notification:contains(\"queued again\")",
+        },
+    ],
+});
