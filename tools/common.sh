@@ -145,9 +145,17 @@ ensure_venv() {
             # queue_job's own metadata asks for an "odoo" distribution, which is the tree above.
             "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
                 "odoo-addon-queue-job==$queue_job" >&2
+            # Its other requirements (19.0 releases add openupgradelib), installed with ours below.
+            "$venv/bin/python" -c 'import importlib.metadata as m, re
+print(*(r for r in m.requires("odoo-addon-queue-job") or () if not re.match(r"odoo\b", r)), sep="\n")' \
+                > "$venv/queue-job-requirements.txt"
+        else
+            : > "$venv/queue-job-requirements.txt"
         fi
         "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            -r "$venv/queue-job-requirements.txt" \
             -r "$REPO/requirements.txt" -r "$REPO/requirements-dev.txt" >&2
+        "$venv/bin/pip" freeze --all > "$venv/pip-freeze.txt"  # what was installed, for reports
         touch "$venv/.complete"
     fi
     flock -u 9
@@ -162,7 +170,8 @@ addons_path() {
     site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     mkdir -p "$BUILD/addons"
     ln -sfn "$REPO" "$BUILD/addons/api_sync"
-    if [ -d "$odoo/addons" ]; then printf '%s,' "$odoo/addons"; fi  # source layout only
+    # addons/ holds Odoo's addons in the source layout only (empty in some 19.0 trees).
+    if compgen -G "$odoo/addons/*/__manifest__.py" > /dev/null; then printf '%s,' "$odoo/addons"; fi
     echo "$odoo/odoo/addons,$site/odoo/addons,$BUILD/addons"
 }
 

@@ -226,7 +226,7 @@ def main():
     problems = []
     for index, combination in enumerate(args.odoo_run):
         # The first combination's log keeps the usual name; the others are named by their tree.
-        suffix = f"-{Path(combination.odoo).name}" if index else ""
+        suffix = f"-{Path(combination.odoo).name.removeprefix('odoo-')}" if index else ""
         passed, failed, found = run_odoo(
             combination,
             REPO / ".build" / f"odoo-test{suffix}.log",
