@@ -660,7 +660,7 @@ class Bench:
         self.server = subprocess.Popen(
             [
                 sys.executable,
-                os.path.join(self.args.odoo, "odoo-bin"),
+                self.args.launcher or os.path.join(self.args.odoo, "odoo-bin"),
                 "-c",
                 self.args.conf,
                 "--logfile",
@@ -1106,6 +1106,7 @@ def print_table(results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--odoo", required=True)
+    parser.add_argument("--launcher", help="odoo-bin or setup/odoo (default: ODOO/odoo-bin)")
     parser.add_argument("--conf", required=True)
     parser.add_argument("--db", required=True)
     parser.add_argument("--log", required=True)

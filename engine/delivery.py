@@ -246,7 +246,9 @@ def send(
             url,
             data=body,
             headers=headers,
-            timeout=(timeout, timeout),
+            # One number is both the connect and the read timeout (Odoo 18.0's test harness of
+            # 2025 and later compares it with a number, which a tuple breaks).
+            timeout=timeout,
             allow_redirects=False,
             stream=True,
         )

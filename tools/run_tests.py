@@ -1,9 +1,10 @@
 """The test command's driver (started by tools/test inside the virtualenv).
 
 Runs, in order: the pure-Python tests (pytest), the linters (ruff, pylint-odoo), and the Odoo
-tests with Odoo's own runner on a fresh database. Ends with one line per part and a total line;
-exits non-zero when anything failed, when Odoo could not install the module, or when api_sync
-logged a WARNING/ERROR.
+tests with Odoo's own runner on a fresh database, once per Odoo combination given (an Odoo tree
+with the virtualenv of its queue_job). Ends with one line per part and a total line; exits non-zero
+when anything failed, when Odoo could not install the module, or when api_sync logged a
+WARNING/ERROR.
 """
 
 import argparse
@@ -15,6 +16,7 @@ import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,6 +26,22 @@ LOG_LINE = re.compile(
 )
 STATS = re.compile(r"^(?P<module>\w+): (?P<count>\d+) tests ")
 FAILURE = re.compile(r"^(?P<kind>FAIL|ERROR): (?P<test>.+)$")
+
+
+@dataclass
+class Combination:
+    """One Odoo tree and the virtualenv of its queue_job (tools/test passes one per --odoo-run)."""
+
+    label: str  # shown in the summary, e.g. "odoo-18.0 + queue_job 18.0.1.7.0.1"
+    python: str  # the combination's virtualenv
+    odoo: str  # the tree, put first on PYTHONPATH
+    launcher: str  # odoo-bin (source layout) or setup/odoo (package layout)
+    addons_path: str
+
+    @classmethod
+    def parse(cls, value):
+        """From tools/test's --odoo-run: the five fields, one per line."""
+        return cls(*value.split("\n"))
 
 
 def run_pure(python):
@@ -93,14 +111,13 @@ def drop_database(dbname):
     connection.close()
 
 
-def run_odoo(python, odoo, addons_path, db_args, test_tags, keep_db):
+def run_odoo(combination, logfile, db_args, test_tags, keep_db):
     """Install api_sync on a fresh database, run its tests; returns (passed, failed, problems)."""
     dbname = f"api_sync_test_{uuid.uuid4().hex[:8]}"
-    logfile = REPO / ".build" / "odoo-test.log"
     command = [
-        python,
-        str(Path(odoo) / "odoo-bin"),
-        f"--addons-path={addons_path}",
+        combination.python,
+        combination.launcher,
+        f"--addons-path={combination.addons_path}",
         *db_args,
         "-d",
         dbname,
@@ -115,7 +132,10 @@ def run_odoo(python, odoo, addons_path, db_args, test_tags, keep_db):
         "--log-level=info",
         "--log-handler=odoo.tests.stats:INFO",
     ]
-    print(f"[api_sync] Odoo tests on fresh database {dbname} (log: {logfile})", flush=True)
+    print(
+        f"[api_sync] Odoo tests of {combination.label} on fresh database {dbname} (log: {logfile})",
+        flush=True,
+    )
     started = time.monotonic()
     counts, failed_tests, problems = {}, set(), []
     with (
@@ -125,8 +145,15 @@ def run_odoo(python, odoo, addons_path, db_args, test_tags, keep_db):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=odoo,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=combination.odoo,
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                # Else "odoo" may be found as queue_job's namespace folder in site-packages.
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [combination.odoo, os.environ.get("PYTHONPATH")])
+                ),
+            },
         ) as process,
     ):
         current = None
@@ -162,7 +189,7 @@ def run_odoo(python, odoo, addons_path, db_args, test_tags, keep_db):
     if not total:
         problems.append("Odoo ran no test (did the module install?)")
     print(
-        f"[api_sync] Odoo tests took {time.monotonic() - started:.0f}s: "
+        f"[api_sync] Odoo tests of {combination.label} took {time.monotonic() - started:.0f}s: "
         + ", ".join(f"{module} {count}" for module, count in sorted(counts.items())),
         flush=True,
     )
@@ -172,8 +199,14 @@ def run_odoo(python, odoo, addons_path, db_args, test_tags, keep_db):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--odoo", help="Odoo source directory; none: only the pure part runs")
-    parser.add_argument("--addons-path")
+    parser.add_argument(
+        "--odoo-run",
+        action="append",
+        default=[],
+        type=Combination.parse,
+        metavar="LABEL\\nPYTHON\\nTREE\\nLAUNCHER\\nADDONS_PATH",
+        help="an Odoo combination to run the Odoo tests on (repeatable); none: only the pure part",
+    )
     parser.add_argument("--db-arg", action="append", default=[])
     parser.add_argument(
         "--require-odoo", action="store_true", help="fail when no Odoo source is available (CI)"
@@ -191,15 +224,23 @@ def main():
     ]
     odoo_passed = odoo_failed = 0
     problems = []
-    if args.odoo:
-        odoo_passed, odoo_failed, problems = run_odoo(
-            python, args.odoo, args.addons_path, args.db_arg, args.test_tags, args.keep_db
+    for index, combination in enumerate(args.odoo_run):
+        # The first combination's log keeps the usual name; the others are named by their tree.
+        suffix = f"-{Path(combination.odoo).name.removeprefix('odoo-')}" if index else ""
+        passed, failed, found = run_odoo(
+            combination,
+            REPO / ".build" / f"odoo-test{suffix}.log",
+            args.db_arg,
+            args.test_tags,
+            args.keep_db,
         )
-        parts.append(f"odoo {odoo_passed} passed, {odoo_failed} failed")
-    else:
+        odoo_passed, odoo_failed = odoo_passed + passed, odoo_failed + failed
+        problems += [f"{combination.label}: {problem}" for problem in found]
+        parts.append(f"odoo [{combination.label}] {passed} passed, {failed} failed")
+    if not args.odoo_run:
         banner = "!" * 78
         print(
-            f"\n{banner}\n!! NO ODOO 18 SOURCE FOUND: the Odoo tests did NOT run.\n"
+            f"\n{banner}\n!! NO ODOO SOURCE FOUND: the Odoo tests did NOT run.\n"
             f"!! Set ODOO_SRC or see README.md (Requirements).\n{banner}\n",
             flush=True,
         )
