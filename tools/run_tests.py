@@ -10,6 +10,7 @@ WARNING/ERROR.
 import argparse
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -197,6 +198,13 @@ def run_odoo(combination, logfile, db_args, test_tags, keep_db):
     return max(total - len(failed_tests), 0), failed, problems
 
 
+def browser_found():
+    """Whether Odoo's browser tests find a Chromium (they are skipped without one)."""
+    return any(
+        shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome", "chrome")
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -237,6 +245,14 @@ def main():
         odoo_passed, odoo_failed = odoo_passed + passed, odoo_failed + failed
         problems += [f"{combination.label}: {problem}" for problem in found]
         parts.append(f"odoo [{combination.label}] {passed} passed, {failed} failed")
+    if args.odoo_run and not browser_found():
+        banner = "!" * 78
+        print(
+            f"\n{banner}\n!! NO CHROMIUM FOUND: the browser tests (tours) were SKIPPED.\n"
+            f"!! Install Debian's chromium package (.ci/run does) to run them.\n{banner}\n",
+            flush=True,
+        )
+        parts.append("browser tests SKIPPED (no Chromium)")
     if not args.odoo_run:
         banner = "!" * 78
         print(
