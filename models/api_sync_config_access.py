@@ -22,6 +22,7 @@ class ApiSyncConfig(models.Model):
     integration_user_id = fields.Many2one(
         "res.users",
         required=True,
+        copy=False,  # a copy reads as whoever makes it
         ondelete="restrict",
         tracking=True,
         default=lambda self: self._default_integration_user(),

@@ -62,12 +62,9 @@ def main():
     config_id = execute(
         "ir.model.data", "check_object_reference", "api_sync", "demo_config_contacts"
     )[1]
-    execute(
-        "api.sync.config",
-        "write",
-        [config_id],
-        {"endpoint_url": f"http://127.0.0.1:{args.receiver_port}/hooks/contacts"},
-    )
+    (config,) = execute("api.sync.config", "read", [config_id], ["endpoint_url"])
+    if f":{args.receiver_port}/" not in config["endpoint_url"]:
+        raise RuntimeError(f"the demo configuration posts to {config['endpoint_url']}")
     answer = execute("api.sync.config", "action_test_connection", [config_id])
     if answer["params"]["type"] != "success":
         raise RuntimeError(f"test connection failed: {answer['params']['message']}")
