@@ -9,7 +9,6 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
-from odoo.tools import config as odoo_config
 from odoo.tools import split_every
 
 from odoo.addons.queue_job.exception import RetryableJobError
@@ -157,7 +156,7 @@ class ApiSyncLog(models.Model):
                 continue
             if log.state != "pending":
                 continue
-            older = log._older_pending()._with_live_job()
+            older = log._older_pending()
             if older:
                 # Events of one record reach the endpoint in order: wait for the older one.
                 wake = max([wire.utc_now(), *filter(None, older.mapped("next_retry_at"))])
@@ -463,39 +462,6 @@ class ApiSyncLog(models.Model):
     def _check_manager(self):
         if not self.env.user.has_group("api_sync.group_api_sync_manager"):
             raise AccessError(self.env._("Only API Sync managers can retry or cancel events."))
-
-    def _with_live_job(self):
-        """The logs whose delivery job will still run (a job lost in a crash will not)."""
-        live = self._live_job_uuids([uuid for uuid in self.mapped("job_uuid") if uuid])
-        return self.filtered(lambda log: log.job_uuid in live)
-
-    @api.model
-    def _live_job_uuids(self, uuids):
-        """The jobs among ``uuids`` that are queued, or started within a worker's time limit.
-
-        queue_job leaves a job ``started`` when its worker dies; past the time limit it never
-        finishes on its own.
-        """
-        if not uuids:
-            return set()
-        started_since = fields.Datetime.subtract(
-            fields.Datetime.now(), seconds=(odoo_config["limit_time_real"] or 120) + 60
-        )
-        jobs = (
-            self.env["queue.job"]
-            .sudo()
-            .search(
-                [
-                    ("uuid", "in", uuids),
-                    "|",
-                    ("state", "in", ("wait_dependencies", "pending", "enqueued")),
-                    "&",
-                    ("state", "=", "started"),
-                    ("date_started", ">", started_since),
-                ]
-            )
-        )
-        return set(jobs.mapped("uuid"))
 
     @api.model
     def _job_related_action(self, job=None):

@@ -322,6 +322,8 @@ class ApiSyncRun(models.Model):
         The checkpoint stops before the first delivery that is not done: records after it are
         selected again by the next run (those already delivered unchanged are then skipped).
         """
+        if not self.env["api.sync.log"]._claim_job():
+            return  # recovery queued this progress job again
         for run in self.sudo():
             if run.state != "running":
                 continue

@@ -4,3 +4,4 @@ from . import test_security
 from . import test_delivery
 from . import test_automation
 from . import test_batch_sync
+from . import test_recovery
