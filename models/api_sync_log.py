@@ -175,12 +175,16 @@ class ApiSyncLog(models.Model):
     def _lock(self):
         """Lock this log and the sync status rows of its records (NOWAIT: never block a worker).
 
+        Its conflicts are expected and handled by the caller: they are not logged as errors.
+
         Under Odoo's repeatable-read isolation, a row changed by a delivery that committed after
         this job began raises a serialization failure here, so a delivery never sends data older
         than the one before it: it is postponed and starts again on fresh data.
         """
         self.env.cr.execute(
-            "SELECT id FROM api_sync_log WHERE id = %s FOR UPDATE NOWAIT", (self.id,)
+            "SELECT id FROM api_sync_log WHERE id = %s FOR UPDATE NOWAIT",
+            (self.id,),
+            log_exceptions=False,
         )
         res_ids = self._res_ids()
         if res_ids:
@@ -189,6 +193,7 @@ class ApiSyncLog(models.Model):
                 """SELECT id FROM api_sync_record_status
                     WHERE config_id = %s AND res_id IN %s ORDER BY id FOR UPDATE NOWAIT""",
                 (self.config_id.id, tuple(res_ids)),
+                log_exceptions=False,
             )
         self.invalidate_recordset()
 

@@ -96,7 +96,9 @@ class ApiSyncRun(models.Model):
         try:
             with self.env.cr.savepoint(flush=False):
                 self.env.cr.execute(
-                    "SELECT id FROM api_sync_config WHERE id = %s FOR UPDATE NOWAIT", (config.id,)
+                    "SELECT id FROM api_sync_config WHERE id = %s FOR UPDATE NOWAIT",
+                    (config.id,),
+                    log_exceptions=False,  # another run starting: expected, handled below
                 )
         except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
             return self._create_skipped(config, trigger, self.env._("Another run was starting."))
@@ -335,6 +337,7 @@ class ApiSyncRun(models.Model):
                     self.env.cr.execute(
                         "SELECT id FROM api_sync_run WHERE id = %s FOR NO KEY UPDATE NOWAIT",
                         (run.id,),
+                        log_exceptions=False,  # expected, handled below
                     )
             except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
                 raise RetryableJobError(

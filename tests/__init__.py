@@ -5,3 +5,4 @@ from . import test_delivery
 from . import test_automation
 from . import test_batch_sync
 from . import test_recovery
+from . import test_lock_conflicts
