@@ -9,6 +9,7 @@ queue_job release: when queue_job puts a dead job back to ``pending`` first, it 
 and left alone.
 """
 
+import contextlib
 import logging
 import sys
 import threading
@@ -115,6 +116,39 @@ class ApiSyncLog(models.Model):
         older = super()._older_pending()
         older._recover_lost()
         return older.filtered(lambda log: log.state == "pending")
+
+    def _update_status(self):
+        """A delivery that is over wakes the next event of its record, which waits for it (a
+        backlog of one record's events then drains at the pace of its deliveries); an event in
+        a retry backoff of its own is left to it."""
+        result = super()._update_status()
+        over = self.filtered(lambda log: log.state != "pending" and log.res_id)
+        if over:
+            self.flush_model(["state"])
+            # a job the runner just took runs anyway
+            with (
+                contextlib.suppress(psycopg2.errors.SerializationFailure),
+                self.env.cr.savepoint(flush=False),
+            ):
+                self.env.cr.execute(
+                    """UPDATE queue_job SET eta = NULL WHERE id IN (
+                           SELECT j.id FROM queue_job AS j
+                             JOIN (SELECT DISTINCT ON (n.config_id, n.res_id)
+                                          n.job_uuid, n.next_retry_at
+                                     FROM api_sync_log AS n
+                                     JOIN api_sync_log AS o ON o.config_id = n.config_id
+                                      AND o.res_id = n.res_id AND n.id > o.id
+                                    WHERE o.id = ANY(%s) AND n.state = 'pending'
+                                    ORDER BY n.config_id, n.res_id, n.id) AS nxt
+                               ON nxt.job_uuid = j.uuid
+                            WHERE j.state = 'pending' AND j.eta IS NOT NULL
+                              AND nxt.next_retry_at IS NULL  -- not in a backoff of its own
+                            FOR UPDATE OF j SKIP LOCKED)""",
+                    (over.ids,),
+                    log_exceptions=False,
+                )
+            self.env["queue.job"].invalidate_model(["eta"])
+        return result
 
     # -- recovery -----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
+from ..engine.receiver import Reply
 from ..models.api_sync_log_recovery import JOB_LOCK_CLASS, MAX_RECOVERIES
 from .delivery_common import DeliveryCase
 
@@ -150,3 +151,16 @@ class TestRecovery(DeliveryCase):
         self.recover()
         self.assertEqual((log.state, log.error_class), ("failed", "JobLost"))
         self.assertFalse(self.jobs())
+
+    def test_a_delivery_over_wakes_the_next_event_of_its_record(self):
+        self.receiver.script(Reply(500))
+        first, _job = self.queue_event()
+        self.run_jobs(once=True)  # its retry waits
+        partner = self.env["res.partner"].browse(first.res_id)
+        partner.name = "Rita Next"
+        second = self.Config.sync_record(partner, "update", ["name"])
+        second._deliver()  # waits for the first one
+        waiting = self.jobs().filtered(lambda job: job.uuid == second.job_uuid)
+        self.assertTrue(waiting.eta)
+        first.action_cancel()
+        self.assertFalse(waiting.eta, "woken: it runs now")
