@@ -41,7 +41,7 @@ OUTAGE_SECONDS = 20
 RECOVERY_LIMIT = 300  # seconds after the last fault: the run gives up waiting then
 OWN_TABLE = re.compile(r"\bapi_sync_(log|record_status|run|config|field_mapping)\b")
 CONNECTION_LOST = re.compile(
-    r"server closed the connection|terminating connection|connection already"
+    r"server closed the connection|terminating connection|connection already|cursor already closed"
 )
 ROLLBACK_RATIO = 0.1  # writes that fail on purpose (recursive parent): never to be sent
 

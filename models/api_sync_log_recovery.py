@@ -19,12 +19,14 @@ import psycopg2
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import config as odoo_config
 
 _logger = logging.getLogger(__name__)
 
 JOB_LOCK_CLASS = 1634759545  # advisory lock namespace ("apsy"); the second key is queue_job.id
 GRACE_SECONDS = 30  # a job enqueued or started this recently is still given time to show up
 MAX_RECOVERIES = 10  # a delivery whose job keeps dying fails then, visibly
+LOADED_AT = fields.Datetime.now()  # this server started then (the module loads at its start)
 TECHNICAL_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 FINAL_JOB_STATES = ("done", "cancelled", "failed")
 LOST_JOBS = """
@@ -67,10 +69,17 @@ class ApiSyncLog(models.Model):
 
     # -- liveness -----------------------------------------------------------------------------
 
+    @api.model
+    def _grace_limit(self):
+        """Jobs enqueued or started before this, and not alive, are lost."""
+        return self.env.context.get("api_sync_lost_before") or fields.Datetime.subtract(
+            fields.Datetime.now(), seconds=GRACE_SECONDS
+        )
+
     def _lost_jobs(self, everywhere=False):
         """``{log id: (job uuid, job id, job state)}`` of the pending logs (of these, or all of
         them) whose job is gone, final, or started by a worker that is gone."""
-        grace = fields.Datetime.subtract(fields.Datetime.now(), seconds=GRACE_SECONDS)
+        grace = self._grace_limit()
         self.flush_model(["state", "job_uuid"])
         self.env["queue.job"].flush_model(["uuid", "state", "date_enqueued", "date_started"])
         self.env.cr.execute(
@@ -151,6 +160,21 @@ class ApiSyncLog(models.Model):
         return result
 
     # -- recovery -----------------------------------------------------------------------------
+
+    def _register_hook(self):
+        """At server start, before the job runner counts them as running, deliveries whose
+        worker died with the previous server are queued again (the cron's first pass comes a
+        minute after the start, and dead jobs may hold every slot of the channel meanwhile)."""
+        super()._register_hook()
+        if odoo_config["test_enable"] or odoo_config["stop_after_init"]:
+            return
+        try:
+            with self.env.cr.savepoint():
+                logs = self.sudo().with_context(api_sync_lost_before=LOADED_AT)
+                logs.browse(list(logs._lost_jobs(True)))._recover_lost()
+        except Exception:  # pylint: disable=broad-exception-caught
+            # the cron does it later; never prevent the server from starting
+            _logger.info("api_sync: recovery at start left to the cron", exc_info=True)
 
     @api.model
     def _cron_recover_lost(self):
@@ -246,7 +270,7 @@ class ApiSyncLog(models.Model):
     @api.model
     def _job_is_lost(self, job_id):
         """Under lock: whether the job will not run (queue_job may have brought it back)."""
-        grace = fields.Datetime.subtract(fields.Datetime.now(), seconds=GRACE_SECONDS)
+        grace = self._grace_limit()
         self.env["queue.job"].flush_model(["state", "date_enqueued", "date_started"])
         cr = self.env.cr
         cr.execute(
@@ -308,7 +332,7 @@ class ApiSyncLog(models.Model):
     @api.model
     def _requeue_dead_progress_jobs(self):
         """Run progress jobs of the channel whose worker is gone run again (they are idempotent)."""
-        grace = fields.Datetime.subtract(fields.Datetime.now(), seconds=GRACE_SECONDS)
+        grace = self._grace_limit()
         jobs = (
             self.env["queue.job"]
             .sudo()

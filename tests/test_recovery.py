@@ -164,3 +164,12 @@ class TestRecovery(DeliveryCase):
         self.assertTrue(waiting.eta)
         first.action_cancel()
         self.assertFalse(waiting.eta, "woken: it runs now")
+
+    def test_at_server_start_jobs_left_by_the_previous_server_are_lost_at_once(self):
+        log, job = self.queue_event()
+        job.write({"state": "started", "date_started": fields.Datetime.now()})
+        self.assertFalse(log._lost_jobs(), "just started: its worker may be on its way")
+        at_start = log.with_context(api_sync_lost_before=fields.Datetime.now() + AN_HOUR_AGO)
+        self.assertEqual(list(at_start._lost_jobs()), log.ids)
+        at_start._recover_lost()
+        self.assertEqual((log.recovery_count, job.state), (1, "cancelled"))
