@@ -74,6 +74,51 @@ def log(message):
     print(f"[bench] {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
+def command_arguments(description):
+    """The arguments a driver gets from its tools/ command (more are added by the caller)."""
+    parser = argparse.ArgumentParser(description=description)
+    for name in ("--odoo", "--conf", "--db", "--log", "--out"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("--launcher", help="odoo-bin or setup/odoo (default: ODOO/odoo-bin)")
+    return parser
+
+
+def conf_value(conf, key):
+    """A value of the ``[options]`` of an Odoo configuration file."""
+    with open(conf) as handle:
+        for line in handle:
+            name, _, value = line.partition("=")
+            if name.strip() == key:
+                return value.strip()
+    return None
+
+
+def start_odoo(odoo, conf, logfile, launcher=None, **popen_args):
+    """Start an Odoo server; returns its process once it answers (within 120 s)."""
+    import requests  # noqa: PLC0415
+
+    launcher = launcher or os.path.join(odoo, "odoo-bin")
+    with open(logfile, "a") as server_log:
+        server = subprocess.Popen(
+            [sys.executable, launcher, "-c", conf, "--logfile", logfile],
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+            **popen_args,
+        )
+    url = f"http://127.0.0.1:{conf_value(conf, 'http_port')}/web/health"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the Odoo server stopped; see {logfile}")
+        try:
+            if requests.get(url, timeout=2).ok:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the Odoo server did not answer within 120 s")
+
+
 def median(values):
     return statistics.median(values) if values else None
 
@@ -655,35 +700,10 @@ class Bench:
     # -- parts 4 and 5: the server ---------------------------------------------------------
 
     def start_server(self):
-        port = int(self._conf_value("http_port"))
-        self.server_log = open(self.args.log, "a")
-        self.server = subprocess.Popen(
-            [
-                sys.executable,
-                self.args.launcher or os.path.join(self.args.odoo, "odoo-bin"),
-                "-c",
-                self.args.conf,
-                "--logfile",
-                self.args.log,
-            ],
-            stdout=self.server_log,
-            stderr=subprocess.STDOUT,
+        self.server = start_odoo(
+            self.args.odoo, self.args.conf, self.args.log, launcher=self.args.launcher
         )
-        import requests  # noqa: PLC0415
-
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise RuntimeError(f"the Odoo server stopped; see {self.args.log}")
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/web/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("the Odoo server did not answer within 120 s")
-        log(f"Odoo server with workers and the job runner on port {port}")
+        log(f"Odoo server with workers and the job runner on port {self._conf_value('http_port')}")
 
     def stop_server(self):
         if getattr(self, "server", None) and self.server.poll() is None:
@@ -693,16 +713,9 @@ class Bench:
             except subprocess.TimeoutExpired:
                 self.server.kill()
                 self.server.wait(10)
-        if getattr(self, "server_log", None):
-            self.server_log.close()
 
     def _conf_value(self, key):
-        with open(self.args.conf) as handle:
-            for line in handle:
-                name, _, value = line.partition("=")
-                if name.strip() == key:
-                    return value.strip()
-        return None
+        return conf_value(self.args.conf, key)
 
     def _worker_pids(self):
         import psutil  # noqa: PLC0415
@@ -1104,13 +1117,7 @@ def print_table(results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--odoo", required=True)
-    parser.add_argument("--launcher", help="odoo-bin or setup/odoo (default: ODOO/odoo-bin)")
-    parser.add_argument("--conf", required=True)
-    parser.add_argument("--db", required=True)
-    parser.add_argument("--log", required=True)
-    parser.add_argument("--out", required=True)
+    parser = command_arguments(__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--parts", default="1,2,3,4,5")
     parser.add_argument("--child-full-sync", type=int, help=argparse.SUPPRESS)

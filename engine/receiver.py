@@ -1,7 +1,8 @@
 """A small webhook receiver on 127.0.0.1, for the demo, the tests and the benchmarks.
 
-It records every request, answers with scripted responses (status, headers, delay) or 200, and,
-given a signing secret, verifies Standard Webhooks signatures. Run it as a program for the demo:
+It records every request, answers with scripted responses (status, headers, delay), else with the
+reply a ``policy`` picks (fault injection: errors, slow answers), else 200, and, given a signing
+secret, verifies Standard Webhooks signatures. Run it as a program for the demo:
 ``python -m engine.receiver --port 8075 --secret whsec_...`` prints each event it receives.
 """
 
@@ -27,6 +28,7 @@ class Received:
     body: bytes
     signature_ok: bool | None = None
     signature_error: str | None = None
+    status: int | None = None  # the status it was answered with
 
     @property
     def json(self):
@@ -51,8 +53,9 @@ class _Server(ThreadingHTTPServer):
 class Receiver:
     """Start with ``with Receiver() as receiver:``; ``receiver.url`` is its base URL."""
 
-    def __init__(self, port=0, secret=None, delay=0.0, echo=False, keep=True):
+    def __init__(self, port=0, secret=None, delay=0.0, echo=False, keep=True, policy=None):
         self.secret = secret
+        self.policy = policy  # callable(Received) -> Reply or None, when nothing is scripted
         self.delay = delay
         self.echo = echo
         self.keep = keep
@@ -94,7 +97,12 @@ class Receiver:
             self.count += 1
             if self.keep:
                 self.received.append(request)
-            return self.replies.popleft() if self.replies else None
+            reply = self.replies.popleft() if self.replies else None
+            if reply is None and self.policy:
+                reply = self.policy(request)
+            reply = reply or Reply(delay=self.delay)
+            request.status = reply.status
+            return reply
 
     def _handler_class(self):
         receiver = self
@@ -116,7 +124,7 @@ class Receiver:
                         )
                     except ValueError as exc:
                         request.signature_ok, request.signature_error = False, str(exc)
-                reply = receiver._record(request) or Reply(delay=receiver.delay)
+                reply = receiver._record(request)
                 if receiver.echo:
                     receiver.print_event(request)
                 if reply.delay:

@@ -890,6 +890,7 @@ class ApiSyncConfig(models.Model):
                 self.env.cr.execute(
                     "SELECT id FROM api_sync_log WHERE id IN %s FOR UPDATE SKIP LOCKED",
                     (tuple(candidates.ids),),
+                    log_exceptions=False,  # the conflict below is expected
                 )
                 locked = candidates.browse([row[0] for row in self.env.cr.fetchall()])
         except psycopg2.errors.SerializationFailure:

@@ -10,7 +10,6 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
-from odoo.tools import config as odoo_config
 from odoo.tools import split_every
 
 from odoo.addons.queue_job.exception import RetryableJobError
@@ -258,7 +257,7 @@ class ApiSyncLog(models.Model):
                 continue
             if log.state != "pending":
                 continue
-            older = log._older_pending()._with_live_job()
+            older = log._older_pending()
             if older:
                 # Events of one record reach the endpoint in order: wait for the older one.
                 wake = max([wire.utc_now(), *filter(None, older.mapped("next_retry_at"))])
@@ -277,12 +276,16 @@ class ApiSyncLog(models.Model):
     def _lock(self):
         """Lock this log and the sync status rows of its records (NOWAIT: never block a worker).
 
+        Its conflicts are expected and handled by the caller: they are not logged as errors.
+
         Under Odoo's repeatable-read isolation, a row changed by a delivery that committed after
         this job began raises a serialization failure here, so a delivery never sends data older
         than the one before it: it is postponed and starts again on fresh data.
         """
         self.env.cr.execute(
-            "SELECT id FROM api_sync_log WHERE id = %s FOR UPDATE NOWAIT", (self.id,)
+            "SELECT id FROM api_sync_log WHERE id = %s FOR UPDATE NOWAIT",
+            (self.id,),
+            log_exceptions=False,
         )
         res_ids = self._res_ids()
         if res_ids:
@@ -291,6 +294,7 @@ class ApiSyncLog(models.Model):
                 """SELECT id FROM api_sync_record_status
                     WHERE config_id = %s AND res_id IN %s ORDER BY id FOR UPDATE NOWAIT""",
                 (self.config_id.id, tuple(res_ids)),
+                log_exceptions=False,
             )
         self.invalidate_recordset()
 
@@ -576,12 +580,25 @@ class ApiSyncLog(models.Model):
     # -- buttons ------------------------------------------------------------------------------
 
     def action_retry(self):
-        """Queue failed or cancelled events again, with the same event id."""
+        """Queue again, with the same event id, what of the selection can be; say how many."""
         self._check_manager()
         self.check_access("read")
-        retried = self.filtered(lambda log: log.state in ("failed", "cancelled"))
+        retried = self._retry_now()
+        why_not = self.env._(
+            "only failed or cancelled events, and stuck pending ones (their job was lost), can "
+            "be retried: a pending event whose job is queued or running is delivered by that job"
+        )
         if not retried:
-            raise UserError(self.env._("Only failed or cancelled events can be retried."))
+            raise UserError(why_not[:1].upper() + why_not[1:] + ".")
+        return self._bulk_notice(
+            retried,
+            self.env._("%(count)s event(s) queued again.", count=len(retried)),
+            why_not,
+        )
+
+    def _retry_now(self):
+        """Queue the failed and cancelled events again; returns them."""
+        retried = self.filtered(lambda log: log.state in ("failed", "cancelled"))
         for log in retried.sudo():
             log.write(
                 {
@@ -592,11 +609,7 @@ class ApiSyncLog(models.Model):
             )
             log._enqueue()
         retried._update_status()
-        return self._bulk_notice(
-            retried,
-            self.env._("%(count)s event(s) queued again.", count=len(retried)),
-            self.env._("only failed or cancelled events can be retried"),
-        )
+        return retried
 
     def action_cancel(self):
         """Cancel pending events: their jobs find them cancelled and send nothing."""
@@ -634,39 +647,6 @@ class ApiSyncLog(models.Model):
     def _check_manager(self):
         if not self.env.user.has_group(MANAGER_GROUP):
             raise AccessError(self.env._("Only API Sync managers can retry or cancel events."))
-
-    def _with_live_job(self):
-        """The logs whose delivery job will still run (a job lost in a crash will not)."""
-        live = self._live_job_uuids([uuid for uuid in self.mapped("job_uuid") if uuid])
-        return self.filtered(lambda log: log.job_uuid in live)
-
-    @api.model
-    def _live_job_uuids(self, uuids):
-        """The jobs among ``uuids`` that are queued, or started within a worker's time limit.
-
-        queue_job leaves a job ``started`` when its worker dies; past the time limit it never
-        finishes on its own.
-        """
-        if not uuids:
-            return set()
-        started_since = fields.Datetime.subtract(
-            fields.Datetime.now(), seconds=(odoo_config["limit_time_real"] or 120) + 60
-        )
-        jobs = (
-            self.env["queue.job"]
-            .sudo()
-            .search(
-                [
-                    ("uuid", "in", uuids),
-                    "|",
-                    ("state", "in", ("wait_dependencies", "pending", "enqueued")),
-                    "&",
-                    ("state", "=", "started"),
-                    ("date_started", ">", started_since),
-                ]
-            )
-        )
-        return set(jobs.mapped("uuid"))
 
     @api.model
     def _job_related_action(self, job=None):

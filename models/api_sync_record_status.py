@@ -51,7 +51,11 @@ class ApiSyncRecordStatus(models.Model):
 
     @api.model
     def _ensure(self, config, res_ids):
-        """Create the missing status rows (never waits for a running delivery)."""
+        """Create the missing status rows (never waits for a running delivery).
+
+        A row created by a transaction that committed after this one began is a serialization
+        failure, expected and handled by the caller (``_lock``): it is not logged as an error.
+        """
         if not res_ids:
             return
         self.env.cr.execute(
@@ -69,6 +73,7 @@ class ApiSyncRecordStatus(models.Model):
                 "uid": self.env.uid,
                 "ids": list(res_ids),
             },
+            log_exceptions=False,
         )
 
     @api.model

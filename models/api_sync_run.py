@@ -102,7 +102,9 @@ class ApiSyncRun(models.Model):
         try:
             with self.env.cr.savepoint(flush=False):
                 self.env.cr.execute(
-                    "SELECT id FROM api_sync_config WHERE id = %s FOR UPDATE NOWAIT", (config.id,)
+                    "SELECT id FROM api_sync_config WHERE id = %s FOR UPDATE NOWAIT",
+                    (config.id,),
+                    log_exceptions=False,  # another run starting: expected, handled below
                 )
         except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
             return self._create_skipped(config, trigger, self.env._("Another run was starting."))
@@ -363,6 +365,8 @@ class ApiSyncRun(models.Model):
         The checkpoint stops before the first delivery that is not done: records after it are
         selected again by the next run (those already delivered unchanged are then skipped).
         """
+        if not self.env["api.sync.log"]._claim_job():
+            return  # recovery queued this progress job again
         for run in self.sudo():
             if run.state != "running":
                 continue
@@ -374,6 +378,7 @@ class ApiSyncRun(models.Model):
                     self.env.cr.execute(
                         "SELECT id FROM api_sync_run WHERE id = %s FOR NO KEY UPDATE NOWAIT",
                         (run.id,),
+                        log_exceptions=False,  # expected, handled below
                     )
             except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
                 raise RetryableJobError(

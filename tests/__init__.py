@@ -7,3 +7,5 @@ from . import test_batch_sync
 from . import test_attacks
 from . import test_screens
 from . import test_tours
+from . import test_recovery
+from . import test_lock_conflicts

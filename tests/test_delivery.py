@@ -229,7 +229,7 @@ class TestDelivery(DeliveryCase):
         self.assertEqual((old.state, old.error_class), ("cancelled", "Superseded"))
         self.assertEqual(len(self.receiver.received), 2, "the stale body is not sent again")
 
-    def test_a_lost_older_event_does_not_hold_newer_ones(self):
+    def test_a_lost_older_event_is_queued_again_before_newer_ones(self):
         self.receiver.script(Reply(500))
         partner = self.create_partner()
         lost = self.Config.sync_record(partner, "update")
@@ -238,7 +238,11 @@ class TestDelivery(DeliveryCase):
         partner.name = "Dora Later"
         later = self.Config.sync_record(partner, "update")
         self.run_jobs()
-        self.assertEqual((lost.state, later.state), ("pending", "done"))
+        self.assertEqual((lost.state, later.state, lost.recovery_count), ("done", "done", 1))
+        self.assertEqual(
+            [r.json["id"] for r in self.receiver.received],
+            [lost.idempotency_key] * 2 + [later.idempotency_key],
+        )
 
     def test_delete_payload_is_captured_before_unlink(self):
         partner = self.create_partner(name="Gone Soon")
@@ -327,7 +331,7 @@ class TestDelivery(DeliveryCase):
         self.run_jobs()
         self.assertEqual(pending.state, "cancelled")
         self.assertEqual(len(self.receiver.received), 2, "a cancelled event is not sent")
-        with self.assertRaisesRegex(Exception, "Only failed or cancelled"):
+        with self.assertRaisesRegex(Exception, "Only failed or cancelled events"):
             log.action_retry()
 
     @mute_logger(LOG_MODULE)

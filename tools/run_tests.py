@@ -3,8 +3,8 @@
 Runs, in order: the pure-Python tests (pytest), the linters (ruff, pylint-odoo), and the Odoo
 tests with Odoo's own runner on a fresh database, once per Odoo combination given (an Odoo tree
 with the virtualenv of its queue_job). Ends with one line per part and a total line; exits non-zero
-when anything failed, when Odoo could not install the module, or when api_sync logged a
-WARNING/ERROR.
+when anything failed, when Odoo could not install the module, when api_sync logged a
+WARNING/ERROR, or when a query on an api_sync table logged an ``odoo.sql_db`` ERROR.
 """
 
 import argparse
@@ -27,6 +27,7 @@ LOG_LINE = re.compile(
 )
 STATS = re.compile(r"^(?P<module>\w+): (?P<count>\d+) tests ")
 FAILURE = re.compile(r"^(?P<kind>FAIL|ERROR): (?P<test>.+)$")
+OWN_TABLE = re.compile(r"\bapi_sync_\w+")
 
 
 @dataclass
@@ -158,14 +159,18 @@ def run_odoo(combination, logfile, db_args, test_tags, keep_db):
         ) as process,
     ):
         current = None
+        sql_errors = []  # odoo.sql_db ERROR entries, with the query lines that follow them
         for line in process.stdout:
             log.write(line)
             match = LOG_LINE.match(line)
             if not match:
                 if current is not None and current["level"] in ("ERROR", "CRITICAL"):
                     print(line, end="")
+                    current["message"] += line
                 continue
             current = match.groupdict()
+            if current["logger"] == "odoo.sql_db" and current["level"] == "ERROR":
+                sql_errors.append(current)
             level, logger, message = current["level"], current["logger"], current["message"]
             if logger == "odoo.tests.stats" and (stats := STATS.match(message)):
                 counts[stats["module"]] = int(stats["count"])
@@ -184,6 +189,13 @@ def run_odoo(combination, logfile, db_args, test_tags, keep_db):
         returncode = process.wait()
     if not keep_db:
         drop_database(dbname)
+    own_sql = [error for error in sql_errors if OWN_TABLE.search(error["message"])]
+    if own_sql:
+        problems.append(
+            f"{len(own_sql)} odoo.sql_db ERROR line(s) from queries on api_sync tables "
+            f"(a conflict the code handles must not log as an error): "
+            f"{own_sql[0]['message'].splitlines()[0]}"
+        )
     if returncode:
         problems.append(f"Odoo exited with status {returncode}")
     total = sum(counts.values())

@@ -1,0 +1,361 @@
+"""Deliveries whose job will not run any more (a dead worker, a crash, a technical failure) are
+found and queued again, with the same event id.
+
+A delivery job holds a PostgreSQL advisory lock keyed by its queue_job id for as long as its
+transaction lives: a ``started`` job whose lock is free has no worker any more (PostgreSQL
+releases it when the worker's connection goes, whatever killed it). Taking that lock is also how
+recovery claims a job, so a job and its recovery never both deliver. Nothing here depends on the
+queue_job release: when queue_job puts a dead job back to ``pending`` first, it is alive again
+and left alone.
+"""
+
+import contextlib
+import logging
+import sys
+import threading
+from collections import defaultdict
+
+import psycopg2
+
+from odoo import api, fields, models
+from odoo.tools import config as odoo_config
+
+_logger = logging.getLogger(__name__)
+
+JOB_LOCK_CLASS = 1634759545  # advisory lock namespace ("apsy"); the second key is queue_job.id
+GRACE_SECONDS = 30  # a job enqueued or started this recently is still given time to show up
+MAX_RECOVERIES = 10  # a delivery whose job keeps dying fails then, visibly
+LOADED_AT = fields.Datetime.now()  # this server started then (the module loads at its start)
+TECHNICAL_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+FINAL_JOB_STATES = ("done", "cancelled", "failed")
+LOST_JOBS = """
+    SELECT l.id, l.job_uuid, j.id, j.state
+      FROM api_sync_log AS l
+      LEFT JOIN queue_job AS j ON j.uuid = l.job_uuid
+     WHERE l.state = 'pending' AND (%(all)s OR l.id = ANY(%(ids)s))
+       AND (j.id IS NULL
+            OR j.state IN ('done', 'cancelled', 'failed')
+            OR (j.state = 'enqueued' AND j.date_enqueued < %(grace)s)
+            OR (j.state = 'started' AND j.date_started < %(grace)s AND NOT EXISTS (
+                    SELECT 1 FROM pg_locks AS k
+                     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2
+                       AND k.classid = %(lock_class)s::oid AND k.objid = j.id::oid
+                       AND k.database = (SELECT oid FROM pg_database
+                                          WHERE datname = current_database()))))
+     ORDER BY l.id
+"""
+
+
+class ApiSyncLog(models.Model):
+    _inherit = "api.sync.log"
+
+    recovery_count = fields.Integer(
+        string="Recoveries",
+        readonly=True,
+        help="Times the delivery was queued again because its job was lost.",
+    )
+    recovery_note = fields.Text(string="Recovery History", readonly=True)
+    delivery_lost = fields.Boolean(
+        compute="_compute_delivery_lost",
+        help="Pending, but its job will not run: Retry queues it again.",
+    )
+
+    def _compute_delivery_lost(self):
+        pending = self.filtered(lambda log: log.state == "pending" and log.id)
+        lost = pending.browse(list(pending._lost_jobs()))
+        for log in self:
+            log.delivery_lost = log in lost
+
+    # -- liveness -----------------------------------------------------------------------------
+
+    @api.model
+    def _grace_limit(self):
+        """Jobs enqueued or started before this, and not alive, are lost."""
+        return self.env.context.get("api_sync_lost_before") or fields.Datetime.subtract(
+            fields.Datetime.now(), seconds=GRACE_SECONDS
+        )
+
+    def _lost_jobs(self, everywhere=False):
+        """``{log id: (job uuid, job id, job state)}`` of the pending logs (of these, or all of
+        them) whose job is gone, final, or started by a worker that is gone."""
+        grace = self._grace_limit()
+        self.flush_model(["state", "job_uuid"])
+        self.env["queue.job"].flush_model(["uuid", "state", "date_enqueued", "date_started"])
+        self.env.cr.execute(
+            LOST_JOBS,
+            {"all": everywhere, "ids": self.ids, "grace": grace, "lock_class": JOB_LOCK_CLASS},
+        )
+        return {log_id: tuple(job) for log_id, *job in self.env.cr.fetchall()}
+
+    def _with_live_job(self):
+        """The pending logs whose delivery job will still run."""
+        return self - self.browse(list(self._lost_jobs()))
+
+    @api.model
+    def _claim_job(self):
+        """In a job: hold its advisory lock until the transaction ends; False when recovery holds
+        it (the job then leaves its work to the job that replaces it)."""
+        job_uuid = self.env.context.get("job_uuid")
+        if not job_uuid:
+            return True
+        self.env.cr.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, id) FROM queue_job WHERE uuid = %s",
+            (JOB_LOCK_CLASS, job_uuid),
+        )
+        row = self.env.cr.fetchone()
+        return not row or row[0]
+
+    def _deliver(self):
+        """Only the logs still linked to this job: recovery may have given others a new one."""
+        if not self._claim_job():
+            _logger.info(
+                "api_sync: job %s was taken over by recovery", self.env.context["job_uuid"]
+            )
+            return None
+        job_uuid = self.env.context.get("job_uuid")
+        mine = self.sudo().exists()
+        if job_uuid:
+            mine = mine.filtered(lambda log: log.job_uuid == job_uuid)
+        return super(ApiSyncLog, mine)._deliver()
+
+    def _older_pending(self):
+        """The older pending events of the record, those whose job was lost queued again first
+        (a delivery waits for all of them: events of a record reach the endpoint in order)."""
+        older = super()._older_pending()
+        older._recover_lost()
+        return older.filtered(lambda log: log.state == "pending")
+
+    def _update_status(self):
+        """A delivery that is over wakes the next event of its record, which waits for it (a
+        backlog of one record's events then drains at the pace of its deliveries); an event in
+        a retry backoff of its own is left to it."""
+        result = super()._update_status()
+        over = self.filtered(lambda log: log.state != "pending" and log.res_id)
+        if over:
+            self.flush_model(["state"])
+            # a job the runner just took runs anyway
+            with (
+                contextlib.suppress(psycopg2.errors.SerializationFailure),
+                self.env.cr.savepoint(flush=False),
+            ):
+                self.env.cr.execute(
+                    """UPDATE queue_job SET eta = NULL WHERE id IN (
+                           SELECT j.id FROM queue_job AS j
+                             JOIN (SELECT DISTINCT ON (n.config_id, n.res_id)
+                                          n.job_uuid, n.next_retry_at
+                                     FROM api_sync_log AS n
+                                     JOIN api_sync_log AS o ON o.config_id = n.config_id
+                                      AND o.res_id = n.res_id AND n.id > o.id
+                                    WHERE o.id = ANY(%s) AND n.state = 'pending'
+                                    ORDER BY n.config_id, n.res_id, n.id) AS nxt
+                               ON nxt.job_uuid = j.uuid
+                            WHERE j.state = 'pending' AND j.eta IS NOT NULL
+                              AND nxt.next_retry_at IS NULL  -- not in a backoff of its own
+                            FOR UPDATE OF j SKIP LOCKED)""",
+                    (over.ids,),
+                    log_exceptions=False,
+                )
+            self.env["queue.job"].invalidate_model(["eta"])
+        return result
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def _register_hook(self):
+        """At server start, before the job runner counts them as running, deliveries whose
+        worker died with the previous server are queued again (the cron's first pass comes a
+        minute after the start, and dead jobs may hold every slot of the channel meanwhile)."""
+        super()._register_hook()
+        if odoo_config["test_enable"] or odoo_config["stop_after_init"]:
+            return
+        try:
+            with self.env.cr.savepoint():
+                logs = self.sudo().with_context(api_sync_lost_before=LOADED_AT)
+                logs.browse(list(logs._lost_jobs(True)))._recover_lost()
+        except Exception:  # pylint: disable=broad-exception-caught
+            # the cron does it later; never prevent the server from starting
+            _logger.info("api_sync: recovery at start left to the cron", exc_info=True)
+
+    @api.model
+    def _cron_recover_lost(self):
+        """Every minute: queue again the deliveries whose job was lost, and give back the queue
+        capacity that dead jobs of the channel hold."""
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        by_job = defaultdict(list)
+        for log_id, (job_uuid, _job_id, _state) in self.sudo()._lost_jobs(True).items():
+            by_job[job_uuid].append(log_id)
+        for log_ids in by_job.values():
+            self.sudo().browse(log_ids)._recover_lost()
+            if auto_commit:
+                self.env.cr.commit()  # pylint: disable=invalid-commit
+        self._requeue_dead_progress_jobs()
+
+    def _recover_lost(self, force=False):
+        """Queue again those of these pending logs whose job is lost; returns them.
+
+        Each lost job is taken under lock (the logs, the job row, the job's advisory lock) and
+        checked again: a job that a worker or queue_job itself brought back is left alone. A job
+        that failed for a non-technical reason fails its logs instead (shown on the record).
+        ``force`` (manual retry): no limit on the number of recoveries.
+        """
+        recovered = self.browse()
+        by_job = defaultdict(list)
+        for log_id, job in self._lost_jobs().items():
+            by_job[job].append(log_id)
+        for (job_uuid, job_id, _state), log_ids in by_job.items():
+            try:
+                with self.env.cr.savepoint():
+                    recovered |= self.browse(log_ids)._take_over(job_uuid, job_id, force)
+            except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
+                continue  # changed meanwhile: looked at again next time
+        return recovered
+
+    def _take_over(self, job_uuid, job_id, force):
+        cr = self.env.cr
+        cr.execute(
+            """SELECT id FROM api_sync_log WHERE id = ANY(%s) AND state = 'pending'
+                  AND job_uuid IS NOT DISTINCT FROM %s ORDER BY id FOR UPDATE SKIP LOCKED""",
+            (self.ids, job_uuid),
+            log_exceptions=False,
+        )
+        logs = self.browse([row[0] for row in cr.fetchall()])
+        job = self.env["queue.job"].sudo().browse(job_id)
+        if not logs or (job_id and not self._job_is_lost(job_id)):
+            return self.browse()
+        logs.invalidate_recordset()
+        if job and job.state == "failed" and not self._is_technical(job.exc_name):
+            logs._fail(job.exc_name or "JobFailed", job.exc_message or job.exc_name)
+            return self.browse()
+        reason = logs._loss_reason(job)
+        if not force and max(logs.mapped("recovery_count")) >= MAX_RECOVERIES:
+            logs._fail(
+                "JobLost",
+                self.env._("%(reason)s, %(count)s times.", reason=reason, count=MAX_RECOVERIES),
+            )
+            return self.browse()
+        logs._enqueue()
+        if job and job.state not in ("done", "cancelled"):
+            job._change_job_state(
+                "cancelled",
+                result=self.env._(
+                    "api_sync: %(reason)s; its events were queued again in job %(job)s.",
+                    reason=reason,
+                    job=", ".join(sorted(set(logs.mapped("job_uuid")))),
+                ),
+            )
+        now = fields.Datetime.now()
+        for log in logs:
+            line = self.env._(
+                "%(when)s: %(reason)s; queued again as job %(job)s.",
+                when=fields.Datetime.to_string(now),
+                reason=reason,
+                job=log.job_uuid,
+            )
+            log.write(
+                {
+                    "recovery_count": log.recovery_count + 1,
+                    "recovery_note": "\n".join(filter(None, [log.recovery_note, line])),
+                    "next_retry_at": False,
+                }
+            )
+            _logger.info(
+                "api_sync: event %s: %s; queued again as job %s (recovery %s)",
+                log.idempotency_key,
+                reason,
+                log.job_uuid,
+                log.recovery_count,
+            )
+        return logs
+
+    @api.model
+    def _job_is_lost(self, job_id):
+        """Under lock: whether the job will not run (queue_job may have brought it back)."""
+        grace = self._grace_limit()
+        self.env["queue.job"].flush_model(["state", "date_enqueued", "date_started"])
+        cr = self.env.cr
+        cr.execute(
+            """SELECT state, date_enqueued, date_started FROM queue_job
+                WHERE id = %s FOR UPDATE SKIP LOCKED""",
+            (job_id,),
+            log_exceptions=False,
+        )
+        row = cr.fetchone()
+        if not row:
+            return False  # being changed by someone else
+        state, enqueued, started = row
+        if state in FINAL_JOB_STATES:
+            return True
+        if state == "enqueued":
+            return bool(enqueued and enqueued < grace)
+        if state != "started" or not started or started >= grace:
+            return False
+        cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (JOB_LOCK_CLASS, job_id))
+        return cr.fetchone()[0]
+
+    def _loss_reason(self, job):
+        if not job:
+            return self.env._("its job %(job)s is gone", job=self[:1].job_uuid)
+        if job.state == "failed":
+            return self.env._(
+                "its job %(job)s failed (%(error)s)", job=job.uuid, error=job.exc_name
+            )
+        if job.state in ("started", "enqueued"):
+            return self.env._(
+                "the worker running its job %(job)s is gone (job %(state)s since %(since)s)",
+                job=job.uuid,
+                state=job.state,
+                since=fields.Datetime.to_string(job.date_started or job.date_enqueued),
+            )
+        return self.env._(
+            "its job %(job)s is %(state)s but did not deliver it", job=job.uuid, state=job.state
+        )
+
+    @api.model
+    def _is_technical(self, exc_name):
+        """A failure of the database connection or the worker, not of the delivery itself."""
+        module, _dot, name = (exc_name or "").rpartition(".")
+        error = getattr(sys.modules.get(module), name, None)
+        return isinstance(error, type) and issubclass(error, TECHNICAL_ERRORS)
+
+    def _fail(self, error_class, message):
+        for log in self:
+            log.write(
+                {
+                    "state": "failed",
+                    "error_class": error_class,
+                    "error_message": message,
+                    "next_retry_at": False,
+                }
+            )
+            log._surface_failure()
+
+    @api.model
+    def _requeue_dead_progress_jobs(self):
+        """Run progress jobs of the channel whose worker is gone run again (they are idempotent)."""
+        grace = self._grace_limit()
+        jobs = (
+            self.env["queue.job"]
+            .sudo()
+            .search(
+                [
+                    ("model_name", "=", "api.sync.run"),
+                    ("method_name", "=", "_advance"),
+                    ("state", "=", "started"),
+                    ("date_started", "<", grace),
+                ]
+            )
+        )
+        for job in jobs:
+            try:
+                with self.env.cr.savepoint():
+                    if self._job_is_lost(job.id):
+                        job.requeue()
+            except psycopg2.errors.SerializationFailure:
+                continue
+
+    # -- buttons ------------------------------------------------------------------------------
+
+    def _retry_now(self):
+        """Also queues again pending events whose job was lost (stuck)."""
+        pending = self.filtered(lambda log: log.state == "pending")
+        recovered = pending.sudo()._recover_lost(force=True) if pending else pending
+        return super(ApiSyncLog, self - pending)._retry_now() | self.browse(recovered.ids)
