@@ -40,6 +40,7 @@ class Outcome:
     error_class: str | None = None
     error_message: str | None = None
     retry_after: float | None = None
+    sent_headers: dict | None = None  # the request's headers, masked (set by the caller)
 
 
 def _guarded(connection_class):

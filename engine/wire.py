@@ -136,6 +136,23 @@ def headers_for(
     return headers
 
 
+def masked_headers(headers, secrets=()):
+    """``headers`` as they may be shown: credentials and signatures replaced by ``***`` (the
+    authentication scheme and signature versions stay readable)."""
+    shown = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower == "authorization":
+            scheme, _sep, _credentials = str(value).partition(" ")
+            value = f"{scheme} ***"
+        elif lower == "webhook-signature":
+            value = " ".join(f"{part.partition(',')[0]},***" for part in str(value).split())
+        elif value in secrets:
+            value = "***"
+        shown[name] = value
+    return shown
+
+
 def auth_headers(auth_type, username=None, password=None, token=None, key_header=None, key=None):
     """Authentication headers for an auth type (none, basic, bearer, api_key)."""
     if auth_type == "basic":

@@ -8,3 +8,4 @@ from . import ir_actions_server
 from . import api_sync_config_access
 from . import api_sync_config_dashboard
 from . import base
+from . import api_sync_log_attempt

@@ -627,15 +627,19 @@ class ApiSyncConfig(models.Model):
             policy = config._target_policy()
         except ValueError as exc:
             return delivery.Outcome("failed", error_class="TargetRefused", error_message=str(exc))
-        return delivery.send(
+        headers = config._request_headers(event_id, body, int(time.time()))
+        secrets = config._secret_values()
+        outcome = delivery.send(
             config.http_method,
             config.endpoint_url,
             body,
-            config._request_headers(event_id, body, int(time.time())),
+            headers,
             config.timeout,
-            secrets=config._secret_values(),
+            secrets=secrets,
             policy=policy,
         )
+        outcome.sent_headers = wire.masked_headers(headers, secrets)
+        return outcome
 
     def _record_body(self, event_id, record, operation, changed_fields, timestamp):
         """The event body of one record, mapped from its current values."""

@@ -66,6 +66,7 @@ class ApiSyncLog(models.Model):
         compute="_compute_record_ref",
         help="The record, while it exists and you may read it.",
     )
+    attempt_ids = fields.One2many("api.sync.log.attempt", "log_id", string="Attempt History")
     covers_res_id = fields.Integer(
         string="Covers Record",
         compute="_compute_covers_res_id",
@@ -347,7 +348,7 @@ class ApiSyncLog(models.Model):
             "last_attempt_at": now,
             "response_status": outcome.status or False,
             "response_body": outcome.response_excerpt or False,
-            "duration_ms": outcome.duration_ms,
+            "duration_ms": outcome.duration_ms if outcome.status else False,
             "error_class": outcome.error_class or False,
             "error_message": outcome.error_message or False,
             "next_retry_at": False,
@@ -361,12 +362,33 @@ class ApiSyncLog(models.Model):
         else:
             values["state"] = "failed"
         self.write(values)
+        self._record_attempt(outcome, now)
         if self.next_retry_at:
             self._enqueue(eta=self.next_retry_at)
         if self.state == "failed":
             self._surface_failure()
         else:
             self._update_status()
+
+    def _record_attempt(self, outcome, at):
+        """Keep the attempt just made as a line of the event's history."""
+        outcome_state = {"done": "done", "failed": "failed"}.get(self.state, "retry")
+        self.env["api.sync.log.attempt"].sudo().create(
+            {
+                "log_id": self.id,
+                "number": self.attempt_count,
+                "attempted_at": at,
+                "outcome": outcome_state,
+                "response_status": outcome.status or False,
+                "duration_ms": outcome.duration_ms if outcome.status else False,
+                "failure_reason": outcome_state != "done" and self._failure_reason(),
+                "error_class": outcome.error_class or False,
+                "error_message": outcome.error_message or False,
+                "response_excerpt": outcome.response_excerpt or False,
+                "next_retry_at": self.next_retry_at,
+                "request_headers": json.dumps(outcome.sent_headers or {}, indent=2),
+            }
+        )
 
     def _capture_body(self):
         """Freeze the body at the first attempt, from the record as it is now."""

@@ -104,7 +104,7 @@ class TestRecovery(DeliveryCase):
         self.assertEqual(
             (log.state, log.error_class, log.recovery_count), ("failed", "builtins.KeyError", 0)
         )
-        self.assertIn("failed", partner.message_ids[:1].body)
+        self.assertIn("Not synced", partner.message_ids[:1].body)
         log.action_retry()
         self.run_jobs()
         self.assertEqual(log.state, "done")

@@ -1,4 +1,6 @@
-"""Issue 11: what people watching syncs hit on the screens (bugs 2, 3, 4 and 6)."""
+"""Issue 11: what people watching syncs hit on the screens."""
+
+import json
 
 from odoo.tests import Form, tagged
 from odoo.tools import mute_logger
@@ -197,3 +199,30 @@ class TestScreens(RunCase):
         self.assertEqual((failed.state, pending.state), ("pending", "pending"))
         answer = (failed | pending).action_cancel()
         self.assertIn("2 event(s) cancelled", answer["params"]["message"])
+
+    # -- 9: every attempt kept ----------------------------------------------------------------
+
+    @mute_logger(LOG_MODULE)
+    def test_every_attempt_is_kept_with_masked_headers(self):
+        self.receiver.script(Reply(500, body="busy"))
+        partner = self.env["res.partner"].create({"name": "Attempt Amy"})
+        log = self.Config.sync_record(partner, "update")
+        self.run_jobs()
+        self.assertEqual(log.state, "done")
+        second, first = log.attempt_ids  # newest first
+        self.assertEqual((first.number, first.outcome, first.response_status), (1, "retry", 500))
+        self.assertEqual(first.failure_reason, "HTTP 500: busy")
+        self.assertTrue(first.next_retry_at)
+        self.assertEqual((second.number, second.outcome, second.response_status), (2, "done", 200))
+        headers = json.loads(first.request_headers)
+        self.assertEqual(headers["Authorization"], "Bearer ***")
+        self.assertEqual(headers["webhook-signature"], "v1,***")
+        self.assertEqual(headers["Idempotency-Key"], log.idempotency_key)
+        self.assertNotIn("tok-SECRET-bearer", first.request_headers)
+        # nothing answered: no status, no duration
+        self.config.write({"endpoint_url": "http://127.0.0.1:9/hook", "max_attempts": 1})
+        log = self.Config.sync_record(partner, "update", ["name"])
+        self.run_jobs()
+        (attempt,) = log.attempt_ids
+        self.assertEqual((attempt.response_status, attempt.duration_ms), (0, 0))
+        self.assertEqual(attempt.failure_reason, "Connection refused by 127.0.0.1:9")

@@ -89,3 +89,16 @@ def test_secret_format():
     for bad in ("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_", "whsec_not base64!"):
         with pytest.raises(ValueError):
             wire.secret_key(bad)
+
+
+def test_masked_headers_hide_credentials_and_signatures():
+    headers = wire.headers_for(
+        "evt", b"{}", 1_700_000_000, "ua", {"Authorization": "Bearer tok"}, wire.new_secret()
+    )
+    headers["X-API-Key"] = "key-1"
+    shown = wire.masked_headers(headers, secrets=["key-1"])
+    assert shown["Authorization"] == "Bearer ***"
+    assert shown["webhook-signature"] == "v1,***"
+    assert shown["X-API-Key"] == "***"
+    assert shown["Idempotency-Key"] == "evt"
+    assert "tok" not in str(shown)
