@@ -7,3 +7,4 @@ from . import test_batch_sync
 from . import test_attacks
 from . import test_screens
 from . import test_tours
+from . import test_endpoint
