@@ -58,10 +58,12 @@ def probe_delay(probe_count, base, cap):
     return float(min(cap, base * 2**probe_count))
 
 
-def gate(h, now):
+def gate(h, now, recheck=None):
     """What a delivery does now: ``("go", None)``, ``("wait", until)`` or ``("probe", None)``.
 
-    A probe goes only if it wins the probe lease (an atomic update): else it waits.
+    A probe goes only if it wins the probe lease (an atomic update): else it waits. While another
+    probe is under way, the delivery looks again after ``recheck`` seconds (the probe's timeout:
+    its lease is longer, for a worker that dies) or when the lease ends.
     """
     if h.state == DISABLED:
         return "wait", now + timedelta(seconds=DISABLED_RECHECK)
@@ -69,6 +71,8 @@ def gate(h, now):
         if h.paused_until and now < h.paused_until:
             return "wait", h.paused_until
         if h.probe_until and now < h.probe_until:
+            if recheck is not None:
+                return "wait", min(h.probe_until, now + timedelta(seconds=recheck))
             return "wait", h.probe_until
         return "probe", None
     if h.not_before and now < h.not_before:

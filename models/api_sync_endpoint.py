@@ -272,14 +272,15 @@ class ApiSyncConfig(models.Model):
         sleep = 0
         with self._endpoint_cursor() as cr:
             state = State._load(cr, self.id) or health.Health()
-            action, until = health.gate(state, now)
+            timeout = self.sudo().timeout or 10
+            action, until = health.gate(state, now, recheck=timeout)
             if action == "wait":
                 return Gate(state, wait_until=health.spread(until))
             if action == "probe":  # a probe is one request: it ignores the rate limit
                 if self._endpoint_claim_probe(cr):
                     return Gate(state, probe=True)
-                lease_end = State._load(cr, self.id).probe_until or now
-                return Gate(state, wait_until=health.spread(max(lease_end, now)))
+                # another worker took it meanwhile: look again after its timeout
+                return Gate(state, wait_until=health.spread(now + timedelta(seconds=timeout)))
             if self.sudo().rate_limit > 0:
                 slot = self._endpoint_reserve_slot(cr=cr)
                 if slot is None:

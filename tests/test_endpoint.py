@@ -101,6 +101,13 @@ class TestEndpointHealth(DeliveryCase):
         )
         self.assertTrue(self.config._endpoint_claim_probe())
         self.assertFalse(self.config._endpoint_claim_probe(), "a second worker does not probe")
+        waiting = self.sync()
+        waiting._deliver()  # another worker's probe is under way: look again after its timeout
+        self.assertFalse(self.receiver.received)
+        self.assertEqual((waiting.state, waiting.attempt_count), ("pending", 0))
+        recheck = fields.Datetime.now() + datetime.timedelta(seconds=self.config.timeout + 7)
+        self.assertLessEqual(waiting.next_retry_at, recheck)
+        waiting.action_cancel()
         self.backdate("probe_until", 3600)  # that probe's worker died: its lease expired
         self.receiver.script(Reply(503))
         log = self.sync()

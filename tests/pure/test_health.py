@@ -71,6 +71,8 @@ def test_gate():
     assert health.gate(paused, at(30)) == ("probe", None)
     probing = Health(state=PAUSED, paused_until=at(-5), probe_until=at(25))
     assert health.gate(probing, now) == ("wait", at(25))
+    assert health.gate(probing, now, recheck=10) == ("wait", at(10)), "the probe's timeout"
+    assert health.gate(probing, at(20), recheck=10) == ("wait", at(25))
     assert health.gate(Health(not_before=at(120)), now) == ("wait", at(120))
     assert health.gate(Health(not_before=at(-1)), now) == ("go", None)
     action, until = health.gate(Health(state=DISABLED), now)
