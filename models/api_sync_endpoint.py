@@ -33,9 +33,8 @@ COLUMNS = [field.name for field in dataclasses.fields(health.Health)]
 SELECT_COLUMNS = ", ".join(
     f"COALESCE({column}, 0)" if column.endswith("_count") else column for column in COLUMNS
 )
-PROBE_LEASE = (
-    30  # seconds a probe holds its lease beyond twice the timeout (a dead worker's expires)
-)
+# seconds a probe holds its lease beyond twice the timeout (the lease of a dead worker expires)
+PROBE_LEASE = 30
 
 
 @dataclasses.dataclass
