@@ -58,7 +58,7 @@ class DeliveryCase(ApiSyncCase):
             [("channel", "=", "root.api_sync"), ("state", "=", "pending")], order="id"
         )
 
-    def age(self, logs, hours=25):
+    def age_events(self, logs, hours=25):
         """Move the events' creation ``hours`` back: a retryable error then fails them (Give Up
         After, 24 h by default), as an unreachable endpoint spends no attempts."""
         self.env.cr.execute(

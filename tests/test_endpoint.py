@@ -193,7 +193,7 @@ class TestEndpointHealth(DeliveryCase):
         self.receiver.script(Reply(503), Reply(503))
         log = self.sync()
         self.run_jobs(once=True)
-        self.age(log)
+        self.age_events(log)
         self.run_jobs()
         self.assertEqual((log.state, log.attempt_count), ("failed", 2))
 

@@ -43,7 +43,7 @@ class TestTours(HttpCase, DeliveryCase):
         self.config.sync_record(paula | rita, "update")
         down = self.down.sync_record(fred, "update")
         self.run_jobs(once=True)
-        self.age(down)  # an unreachable endpoint fails the event after Give Up After
+        self.age_events(down)  # an unreachable endpoint fails the event after Give Up After
         self.run_jobs()
         self.config.sync_record(dora, "update")
         self.config.sync_record(dora, "delete")
