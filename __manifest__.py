@@ -13,6 +13,7 @@
     "data": [
         "security/api_sync_security.xml",
         "security/ir.model.access.csv",
+        "security/api_sync_endpoint_security.xml",
         "data/queue_job_data.xml",
         "data/ir_cron_data.xml",
         "data/api_sync_recovery_data.xml",
@@ -21,6 +22,7 @@
         "views/api_sync_record_status_views.xml",
         "views/api_sync_run_views.xml",
         "views/api_sync_config_views.xml",
+        "views/api_sync_endpoint_views.xml",
         "views/ir_actions_server_views.xml",
         "wizard/api_sync_preview_views.xml",
         "wizard/api_sync_automation_wizard_views.xml",

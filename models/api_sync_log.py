@@ -319,6 +319,9 @@ class ApiSyncLog(models.Model):
     def _attempt(self):
         """Send once, record the outcome, and queue the next attempt or surface the failure."""
         config = self.config_id
+        gate = self._endpoint_gate()  # endpoint paused, disabled or rate limited: waits
+        if not gate:
+            return
         now = wire.utc_now()
         if not self.request_body:
             try:
@@ -342,6 +345,7 @@ class ApiSyncLog(models.Model):
         if not self._drop_superseded():
             return
         outcome = config._send(self.idempotency_key, self.request_body.encode())
+        after = self._endpoint_after(outcome, gate)  # endpoint health (api_sync_endpoint.py)
         attempt = self.attempt_count + 1
         values = {
             "attempt_count": attempt,
@@ -354,9 +358,13 @@ class ApiSyncLog(models.Model):
             "next_retry_at": False,
         }
         allowed = self.attempts_allowed or config.max_attempts
+        if not after.charged:  # the endpoint's error, not the event's: no attempt spent
+            allowed = values["attempts_allowed"] = allowed + 1
         if outcome.verdict == "done":
             values.update(state="done", done_at=now)
-        elif outcome.verdict == "retry" and attempt < allowed:
+        elif after.wait_until:  # the endpoint is paused or disabled: the event waits for it
+            values["next_retry_at"] = after.wait_until
+        elif outcome.verdict == "retry" and attempt < allowed and not after.give_up:
             delay = delivery.next_delay(outcome, attempt, config.backoff_base, config.backoff_max)
             values["next_retry_at"] = fields.Datetime.add(now, seconds=delay)
         else:

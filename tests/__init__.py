@@ -9,3 +9,4 @@ from . import test_screens
 from . import test_tours
 from . import test_recovery
 from . import test_lock_conflicts
+from . import test_endpoint

@@ -12,6 +12,10 @@ class ApiSyncCase(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        # deliveries (endpoint state) and runs (selection) use cursors of their own
+        # (registry.cursor()): in tests, those share the test's transaction
+        cls.registry.enter_test_mode(cls.cr)
+        cls.addClassCleanup(cls.registry.leave_test_mode)
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
         cls.Config = cls.env["api.sync.config"]
         cls.Config.search([]).active = False  # the demo configuration must not interfere

@@ -58,6 +58,16 @@ class DeliveryCase(ApiSyncCase):
             [("channel", "=", "root.api_sync"), ("state", "=", "pending")], order="id"
         )
 
+    def age_events(self, logs, hours=25):
+        """Move the events' creation ``hours`` back: a retryable error then fails them (Give Up
+        After, 24 h by default), as an unreachable endpoint spends no attempts."""
+        self.env.cr.execute(
+            "UPDATE api_sync_log SET create_date = create_date - make_interval(hours => %s) "
+            "WHERE id IN %s",
+            (hours, tuple(logs.ids)),
+        )
+        logs.invalidate_recordset()
+
     def run_jobs(self, once=False):
         """Perform queued api_sync jobs as the job runner would, without waiting for their eta.
 
@@ -83,11 +93,10 @@ class DeliveryCase(ApiSyncCase):
 
 
 class RunCase(DeliveryCase):
-    """For runs: no settle time, and the run's own selection cursor sees the test transaction."""
+    """For runs: no settle time (their own selection cursor sees the test transaction: see
+    ApiSyncCase)."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.env["ir.config_parameter"].set_param("api_sync.batch_settle_seconds", "0")
-        cls.registry.enter_test_mode(cls.cr)
-        cls.addClassCleanup(cls.registry.leave_test_mode)

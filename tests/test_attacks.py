@@ -155,8 +155,6 @@ class TestAttacks(DeliveryCase):
 
     def test_runs_skip_what_the_integration_user_cannot_read(self):
         self.env["ir.config_parameter"].set_param("api_sync.batch_settle_seconds", "0")
-        self.registry.enter_test_mode(self.cr)
-        self.addCleanup(self.registry.leave_test_mode)
         (self.mine | self.foreign).write({"ref": "RUN"})
         self.env.cr.execute(
             "UPDATE res_partner SET write_date = now() - interval '1 minute' WHERE id IN %s",

@@ -141,15 +141,26 @@ class TestDelivery(DeliveryCase):
 
     @mute_logger(LOG_MODULE)
     def test_max_attempts_then_failed_with_a_chatter_message(self):
-        self.receiver.script(Reply(503), Reply(503), Reply(503))
+        # A retryable error spends an attempt once the endpoint answered other events since
+        # the event's previous attempt (the error is then the event's own); the first one is
+        # not counted. Errors while nothing gets through spend nothing (test_endpoint).
         partner = self.create_partner()
         messages_before = partner.message_ids
         log = self.Config.sync_record(partner, "update")
-        self.run_jobs()
-        self.assertEqual((log.state, log.attempt_count), ("failed", 3))
-        self.assertEqual(len(self.receiver.received), 3)
+        self.receiver.script(Reply(503))
+        log._deliver()
+        for name in ("Other 1", "Other 2", "Other 3"):
+            other = self.Config.sync_record(self.create_partner(name=name), "update")
+            other._deliver()  # the endpoint answers the other events
+            self.assertEqual(other.state, "done")
+            self.receiver.script(Reply(503))
+            log._deliver()
+        self.assertEqual((log.state, log.attempt_count), ("failed", 4))
+        self.assertEqual(len(self.receiver.received), 7)
+        self.run_jobs()  # the retries queued before it failed send nothing
+        self.assertEqual(len(self.receiver.received), 7)
         (message,) = partner.message_ids - messages_before
-        self.assertIn("after 3 attempt(s): HTTP 503", message.body)
+        self.assertIn("after 4 attempt(s): HTTP 503", message.body)
         self.assertIn(f"/odoo/action-api_sync.action_api_sync_log/{log.id}", message.body)
         self.assertIn("Contacts", message.body)
 

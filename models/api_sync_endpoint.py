@@ -1,0 +1,460 @@
+"""Endpoint health shared by every worker: circuit breaker, 410 Gone, 429 and rate limits.
+
+One ``api.sync.endpoint.state`` row per configuration holds what the workers share about its
+endpoint (see ``engine/health.py`` for the states and transitions). The row is read and written
+only on short transactions of their own (``_endpoint_cursor``), committed at once: never by a
+delivery's transaction (whose snapshot is as old as its job) nor by a user's, so a worker never
+waits for a user saving records and sees what the other workers did a moment ago.
+
+- Exactly one probe at a time: a paused endpoint's probe lease is taken by a conditional
+  ``UPDATE ... RETURNING``; a second worker's update waits for the first and then matches nothing.
+- Rate limit: a send slot is reserved by one ``UPDATE`` moving ``next_slot_at`` forward by
+  ``1 / rate`` seconds; slots are spaced by that much whichever worker takes them.
+"""
+
+import contextlib
+import dataclasses
+import logging
+import time
+from datetime import datetime, timedelta
+
+from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
+
+from odoo import SUPERUSER_ID, api, fields, models, sql_db
+from odoo.exceptions import ValidationError
+from odoo.tools import format_datetime
+
+from ..engine import health, wire
+
+_logger = logging.getLogger(__name__)
+
+MANAGER_GROUP = "api_sync.group_api_sync_manager"
+COLUMNS = [field.name for field in dataclasses.fields(health.Health)]
+SELECT_COLUMNS = ", ".join(
+    f"COALESCE({column}, 0)" if column.endswith("_count") else column for column in COLUMNS
+)
+# seconds a probe holds its lease beyond twice the timeout (the lease of a dead worker expires)
+PROBE_LEASE = 30
+
+
+@dataclasses.dataclass
+class Gate:
+    """A delivery's pass to send: what the endpoint's state was, and whether it is the probe."""
+
+    health: health.Health
+    probe: bool = False
+    wait_until: datetime | None = None  # set: the delivery waits until then instead
+
+
+@dataclasses.dataclass
+class After:
+    """What the endpoint's state makes of an attempt, for its event."""
+
+    wait_until: datetime | None = None  # the endpoint is paused or disabled: the event waits
+    charged: bool = True  # the error counts toward the event's Max Attempts
+    give_up: bool = False  # retried for longer than Give Up After
+
+
+class ApiSyncEndpointState(models.Model):
+    _name = "api.sync.endpoint.state"
+    _description = "API Sync Endpoint State"
+    _rec_name = "config_id"
+    _log_access = False  # written by the workers with SQL, on transactions of their own
+
+    config_id = fields.Many2one(
+        "api.sync.config", string="Configuration", required=True, ondelete="cascade", readonly=True
+    )
+    state = fields.Selection(health.STATES, required=True, default=health.HEALTHY, readonly=True)
+    failure_count = fields.Integer(readonly=True, help="Retryable errors in a row.")
+    failing_since = fields.Datetime(readonly=True)
+    last_answered_at = fields.Datetime(
+        readonly=True, help="Last answer of the endpoint (2xx, or an error about the event)."
+    )
+    paused_until = fields.Datetime(string="Next Probe", readonly=True)
+    probe_count = fields.Integer(string="Failed Probes", readonly=True)
+    probe_until = fields.Datetime(string="Probe Lease", readonly=True)
+    not_before = fields.Datetime(readonly=True, help="No request before this (429 Retry-After).")
+    next_slot_at = fields.Datetime(readonly=True, help="Next free send slot (rate limit).")
+    resumed_at = fields.Datetime(readonly=True)
+    last_error = fields.Char(readonly=True)
+
+    _sql_constraints = [
+        ("config_unique", "UNIQUE(config_id)", "A configuration has one endpoint state."),
+    ]
+
+    @api.model
+    def _load(self, cr, config_id, lock=False):
+        """The endpoint's Health as committed now (None when nothing was ever recorded)."""
+        cr.execute(
+            f"SELECT {SELECT_COLUMNS} FROM api_sync_endpoint_state WHERE config_id = %s"
+            + (" FOR UPDATE" if lock else ""),
+            (config_id,),
+        )
+        row = cr.fetchone()
+        return health.Health(*row) if row else None
+
+    @api.model
+    def _ensure(self, cr, config_id):
+        cr.execute(
+            """INSERT INTO api_sync_endpoint_state (config_id, state, failure_count, probe_count)
+               VALUES (%s, 'healthy', 0, 0) ON CONFLICT (config_id) DO NOTHING""",
+            (config_id,),
+        )
+
+    @api.model
+    def _store(self, cr, config_id, state, last_error=None):
+        values = dataclasses.asdict(state)
+        if last_error is not None:
+            values["last_error"] = last_error[:200]
+        assignments = ", ".join(f"{column} = %({column})s" for column in values)
+        cr.execute(
+            f"UPDATE api_sync_endpoint_state SET {assignments} WHERE config_id = %(config_id)s",
+            {**values, "config_id": config_id},
+        )
+
+
+class ApiSyncConfig(models.Model):
+    _inherit = "api.sync.config"
+
+    rate_limit = fields.Float(
+        string="Rate Limit (req/s)",
+        default=0.0,
+        help="Most requests per second sent to the endpoint, by all workers together "
+        "(0: unlimited).",
+    )
+    circuit_threshold = fields.Integer(
+        string="Pause After (failures)",
+        default=5,
+        help="Retryable errors in a row (connection errors, timeouts, 408, 425, 429, 5xx), over "
+        "at least a minute, after which the endpoint is paused: deliveries wait without spending "
+        "attempts and one probe at a time checks the endpoint.",
+    )
+    give_up_hours = fields.Integer(
+        string="Give Up After (h)",
+        default=24,
+        help="An event still getting retryable errors this many hours after it was created (or "
+        "after its endpoint last resumed) fails, unless its endpoint is paused.",
+    )
+    endpoint_state = fields.Selection(
+        health.STATES, string="Endpoint", compute="_compute_endpoint_state"
+    )
+    endpoint_status = fields.Char(compute="_compute_endpoint_state")
+    endpoint_failing_since = fields.Datetime(
+        string="Failing Since", compute="_compute_endpoint_state"
+    )
+    endpoint_paused_until = fields.Datetime(string="Next Probe", compute="_compute_endpoint_state")
+
+    def _compute_endpoint_state(self):
+        states = {
+            state.config_id.id: state
+            for state in self.env["api.sync.endpoint.state"]
+            .sudo()
+            .search([("config_id", "in", [config_id for config_id in self.ids if config_id])])
+        }
+        for config in self:
+            state = states.get(config.id)
+            config.endpoint_state = state.state if state else health.HEALTHY
+            config.endpoint_failing_since = state.failing_since if state else False
+            config.endpoint_paused_until = state.paused_until if state else False
+            config.endpoint_status = config._endpoint_label(state)
+
+    def _endpoint_label(self, state):
+        if not state or state.state == health.HEALTHY:
+            return self.env._("Healthy")
+        when = {
+            "since": format_datetime(self.env, state.failing_since) if state.failing_since else "",
+            "until": format_datetime(self.env, state.paused_until) if state.paused_until else "",
+            "count": state.failure_count,
+            "error": state.last_error or "",
+        }
+        if state.state == health.FAILING:
+            return self.env._(
+                "Failing since %(since)s (%(count)s errors in a row, last: %(error)s)", **when
+            )
+        if state.state == health.PAUSED:
+            return self.env._(
+                "Paused until %(until)s (next probe), failing since %(since)s "
+                "(%(count)s errors in a row, last: %(error)s)",
+                **when,
+            )
+        return self.env._("Disabled: the endpoint answered 410 Gone")
+
+    @api.constrains("rate_limit", "circuit_threshold", "give_up_hours")
+    def _check_endpoint_settings(self):
+        for config in self:
+            problems = {
+                "rate_limit": config.rate_limit < 0
+                and self.env._("cannot be negative (0: unlimited)"),
+                "circuit_threshold": config.circuit_threshold < 1
+                and self.env._("must be at least 1 (errors in a row)"),
+                "give_up_hours": config.give_up_hours < 1
+                and self.env._("must be at least 1 (hours)"),
+            }
+            for fname, problem in problems.items():
+                if problem:
+                    raise ValidationError(
+                        self.env._(
+                            "%(field)s of %(config)s %(problem)s.",
+                            field=self._fields[fname].get_description(self.env)["string"],
+                            config=config.display_name,
+                            problem=problem,
+                        )
+                    )
+
+    # -- the shared state, on transactions of its own ------------------------------------------
+
+    @contextlib.contextmanager
+    def _endpoint_cursor(self):
+        """A short transaction of its own, committed on leaving."""
+        with self.env.registry.cursor() as cr:
+            if isinstance(cr, sql_db.Cursor):
+                # each statement sees the latest committed state; an update of a row another
+                # worker is changing waits for it, then applies to its result (no
+                # serialization failure)
+                cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
+            yield cr
+
+    def _endpoint_fetch(self, cr, query, params):
+        if cr is not None:
+            cr.execute(query, params)
+            return cr.fetchall()
+        with self._endpoint_cursor() as own:
+            own.execute(query, params)
+            return own.fetchall()
+
+    def _endpoint_claim_probe(self, cr=None):
+        """Take the probe lease of this paused endpoint; False when another worker holds it."""
+        self.ensure_one()
+        lease = 2 * (self.sudo().timeout or 10) + PROBE_LEASE
+        rows = self._endpoint_fetch(
+            cr,
+            """UPDATE api_sync_endpoint_state
+                  SET probe_until = %(now)s + make_interval(secs => %(lease)s)
+                WHERE config_id = %(id)s AND state = 'paused'
+                  AND (paused_until IS NULL OR paused_until <= %(now)s)
+                  AND (probe_until IS NULL OR probe_until <= %(now)s)
+            RETURNING config_id""",
+            {"id": self.id, "now": wire.utc_now(), "lease": lease},
+        )
+        return bool(rows)
+
+    def _endpoint_reserve_slot(self, horizon=health.MAX_SLEEP, cr=None):
+        """Reserve the endpoint's next send slot under its rate limit, if it comes within
+        ``horizon`` seconds: returns its time (naive UTC), else None (nothing reserved)."""
+        self.ensure_one()
+        interval = health.slot_interval(self.sudo().rate_limit)
+        query = """
+            UPDATE api_sync_endpoint_state
+               SET next_slot_at = GREATEST(COALESCE(next_slot_at, %(now)s), %(now)s)
+                                  + make_interval(secs => %(interval)s)
+             WHERE config_id = %(id)s
+               AND COALESCE(next_slot_at, %(now)s) <= %(now)s + make_interval(secs => %(horizon)s)
+         RETURNING next_slot_at - make_interval(secs => %(interval)s)"""
+        params = {"id": self.id, "interval": interval, "horizon": horizon}
+        with contextlib.ExitStack() as stack:
+            if cr is None:
+                cr = stack.enter_context(self._endpoint_cursor())
+            self.env["api.sync.endpoint.state"]._ensure(cr, self.id)
+            rows = self._endpoint_fetch(cr, query, {**params, "now": wire.utc_now()})
+        return rows[0][0] if rows else None
+
+    def _endpoint_gate(self):
+        """Whether a delivery to this endpoint goes now (see ``api.sync.log._endpoint_gate``).
+
+        Waits for a paused or disabled endpoint and for a 429's Retry-After; makes one waiting
+        delivery the probe of a paused endpoint; holds the rate limit (sleeping at most
+        ``MAX_SLEEP`` for a slot, else waiting for it).
+        """
+        self.ensure_one()
+        State = self.env["api.sync.endpoint.state"]
+        now = wire.utc_now()
+        sleep = 0
+        with self._endpoint_cursor() as cr:
+            state = State._load(cr, self.id) or health.Health()
+            timeout = self.sudo().timeout or 10
+            action, until = health.gate(state, now, recheck=timeout)
+            if action == "wait":
+                return Gate(state, wait_until=health.spread(until))
+            if action == "probe":  # a probe is one request: it ignores the rate limit
+                if self._endpoint_claim_probe(cr):
+                    return Gate(state, probe=True)
+                # another worker took it meanwhile: look again after its timeout
+                return Gate(state, wait_until=health.spread(now + timedelta(seconds=timeout)))
+            if self.sudo().rate_limit > 0:
+                slot = self._endpoint_reserve_slot(cr=cr)
+                if slot is None:
+                    cr.execute(
+                        "SELECT next_slot_at FROM api_sync_endpoint_state WHERE config_id = %s",
+                        (self.id,),
+                    )
+                    wake = cr.fetchone()[0] - timedelta(seconds=health.MAX_SLEEP)
+                    return Gate(state, wait_until=health.spread(max(wake, now)))
+                sleep = health.slot_wait(slot, wire.utc_now()) or 0
+        if sleep:
+            time.sleep(sleep)  # committed: nothing is held for the other workers meanwhile
+        return Gate(state)
+
+    def _endpoint_record(self, outcome, gate, previous_attempt_at, created):
+        """Record an attempt's outcome on the endpoint's state; returns an ``After``."""
+        self.ensure_one()
+        config = self.sudo()
+        if outcome.status == 410:
+            kind = "gone"
+        elif outcome.verdict == "retry":
+            kind = "failed"
+        elif outcome.verdict == "done" or outcome.status:
+            kind = "answered"  # 2xx, or an error about the event: the endpoint works
+        else:
+            return After()  # a request that could not be made says nothing of the endpoint
+        if kind == "answered" and gate.health.clean and not gate.probe:
+            return After()  # the usual case: nothing to write
+        State = self.env["api.sync.endpoint.state"]
+        now = wire.utc_now()
+        with self._endpoint_cursor() as cr:
+            State._ensure(cr, self.id)
+            before = State._load(cr, self.id, lock=True)
+            if kind == "gone":
+                state, event = health.gone(before, now)
+            elif kind == "failed":
+                retry_after = outcome.retry_after
+                if outcome.status == 429 and retry_after is None:
+                    retry_after = config.backoff_base
+                state, event = health.failed(
+                    before,
+                    now,
+                    config.circuit_threshold,
+                    config.backoff_base,
+                    config.backoff_max,
+                    retry_after=retry_after,
+                    probe=gate.probe,
+                )
+            else:
+                state, event = health.answered(before, now)
+            error = None if kind == "answered" else (outcome.error_class or "")
+            State._store(cr, self.id, state, last_error=error)
+            if event == "resumed":
+                self._endpoint_wake(cr, now)
+        if event:
+            self._endpoint_tell(event, state, error)
+        if kind != "answered" and state.state in (health.PAUSED, health.DISABLED):
+            until = state.paused_until if state.state == health.PAUSED else None
+            until = until or now + timedelta(seconds=health.DISABLED_RECHECK)
+            return After(wait_until=health.spread(until), charged=False)
+        if kind != "failed":
+            return After()
+        return After(
+            charged=health.charged("retry", previous_attempt_at, before),
+            give_up=health.gives_up(created, state.resumed_at, now, config.give_up_hours),
+        )
+
+    def _endpoint_wake(self, cr, now):
+        """The deliveries waiting for this endpoint go now (best effort: jobs being changed by
+        the job runner are skipped and wake at their own time)."""
+        cr.execute(
+            """UPDATE queue_job SET eta = NULL
+                WHERE id IN (
+                    SELECT job.id FROM queue_job AS job
+                      JOIN api_sync_log AS log ON log.job_uuid = job.uuid
+                     WHERE log.config_id = %s AND log.state = 'pending'
+                       AND job.state = 'pending' AND job.eta > %s
+                       FOR UPDATE OF job SKIP LOCKED)""",
+            (self.id, now),
+        )
+
+    # -- telling the manager --------------------------------------------------------------------
+
+    def _endpoint_summaries(self):
+        return {
+            "paused": self.env._("API sync endpoint paused"),
+            "disabled": self.env._("API sync endpoint disabled"),
+        }
+
+    def _endpoint_tell(self, event, state=None, error=None, feedback=None):
+        """Tell the configuration's manager once: an activity when the endpoint is paused or
+        disabled (a note when nobody can get one), marked done when it resumes."""
+        config = self.sudo()
+        _logger.info("api_sync: endpoint of %s %s", config.name, event)
+        summaries = config._endpoint_summaries()
+        if event == "resumed":
+            activities = config.activity_ids.filtered(
+                lambda activity: activity.summary in summaries.values()
+            )
+            feedback = feedback or self.env._("The endpoint answers again: waiting deliveries go.")
+            if activities:
+                activities.action_feedback(feedback)
+            else:
+                config.message_post(body=feedback, subtype_xmlid="mail.mt_note")
+            return
+        if event == "paused":
+            note = self.env._(
+                "%(config)s: %(count)s errors in a row since %(since)s (last: %(error)s). "
+                "Deliveries wait without spending attempts; one probe at a time checks the "
+                "endpoint (next: %(until)s) and they resume on their own once it answers.",
+                config=config.name,
+                count=state.failure_count,
+                since=format_datetime(self.env, state.failing_since),
+                error=error or "",
+                until=format_datetime(self.env, state.paused_until),
+            )
+        else:
+            note = self.env._(
+                "%(config)s: the endpoint answered 410 Gone. Nothing is sent to it and "
+                "deliveries wait until a manager clicks Re-enable Endpoint.",
+                config=config.name,
+            )
+        managers = config.responsible_id or self.env.ref(MANAGER_GROUP).users.filtered(
+            lambda user: user.active and not user.share and user.id != SUPERUSER_ID
+        )
+        if not managers:
+            config.message_post(body=note, subtype_xmlid="mail.mt_note")
+        for manager in managers:
+            config.activity_schedule(
+                "mail.mail_activity_data_todo",
+                summary=summaries[event],
+                note=note,
+                user_id=manager.id,
+            )
+
+    # -- buttons --------------------------------------------------------------------------------
+
+    def action_endpoint_resume(self):
+        """Resume a paused endpoint now, or re-enable a disabled one: waiting deliveries go."""
+        self._check_manager()
+        self.check_access("write")
+        State = self.env["api.sync.endpoint.state"]
+        now = wire.utc_now()
+        for config in self:
+            with config._endpoint_cursor() as cr:
+                before = State._load(cr, config.id, lock=True)
+                if not before or before.state not in (health.PAUSED, health.DISABLED):
+                    continue
+                State._store(cr, config.id, health.reenabled(before, now))
+                config._endpoint_wake(cr, now)
+            config._endpoint_tell(
+                "resumed",
+                feedback=self.env._(
+                    "Endpoint resumed by %(user)s: waiting deliveries go.", user=self.env.user.name
+                ),
+            )
+        self.env["api.sync.endpoint.state"].invalidate_model()
+        return True
+
+
+class ApiSyncLog(models.Model):
+    _inherit = "api.sync.log"
+
+    def _endpoint_gate(self):
+        """Hook of ``_attempt``: a ``Gate`` to send, or None when the delivery waits for its
+        endpoint (paused, disabled, Retry-After, rate limit): queued again, no attempt spent."""
+        gate = self.config_id._endpoint_gate()
+        if gate.wait_until:
+            self.next_retry_at = gate.wait_until
+            self._enqueue(eta=gate.wait_until)
+            return None
+        return gate
+
+    def _endpoint_after(self, outcome, gate):
+        """Hook of ``_attempt``: the endpoint's view of this attempt (an ``After``)."""
+        return self.config_id._endpoint_record(
+            outcome, gate, self.last_attempt_at, self.create_date
+        )
