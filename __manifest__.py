@@ -31,6 +31,7 @@
     "assets": {
         "web.assets_backend": [
             "api_sync/static/src/sync_status/*",
+            "api_sync/static/src/refresh/*",
         ],
         "web.assets_tests": [
             "api_sync/static/tests/tours/*.js",

@@ -169,11 +169,12 @@ def redact(text, secrets):
     return re.sub(r"(https?://)[^/\s:@]+:[^/\s@]+@", r"\1***:***@", text)
 
 
-def _read_bounded(response):
-    """At most READ_LIMIT bytes of the body; returns ``(bytes, whether more was left)``.
+def _read_bounded(response, deadline, clock=time):
+    """At most READ_LIMIT bytes of the body, read before ``deadline`` (monotonic); returns
+    ``(bytes, whether more was left)``.
 
-    A body read to its end leaves the connection reusable; a longer one is never read further
-    and its connection is closed.
+    A body read to its end leaves the connection reusable; a longer or slower one is never read
+    further and its connection is closed.
     """
     chunks, size = [], 0
     truncated = False
@@ -181,7 +182,7 @@ def _read_bounded(response):
         for chunk in response.iter_content(CHUNK):
             chunks.append(chunk)
             size += len(chunk)
-            if size > READ_LIMIT:
+            if size > READ_LIMIT or clock.monotonic() > deadline:
                 truncated = True
                 break
     except requests.RequestException:
@@ -200,13 +201,13 @@ def _declared_charset(content_type):
     return None
 
 
-def _excerpt(response, secrets):
+def _excerpt(response, secrets, deadline, clock=time):
     """The response as text, redacted, then cut to EXCERPT characters.
 
     Decoded with the charset the response declares, else UTF-8 (never guessed): undecodable
     bytes become U+FFFD. Redaction comes before the cut, so no part of a secret is left.
     """
-    data, truncated = _read_bounded(response)
+    data, truncated = _read_bounded(response, deadline, clock)
     charset = _declared_charset(response.headers.get("Content-Type") or "")
     try:
         text = data.decode(charset or "utf-8", errors="replace")
@@ -275,7 +276,8 @@ def send(
             error_message=redact(str(exc), secrets),
         )
     status = response.status_code
-    excerpt = _excerpt(response, secrets)
+    # a body trickled byte by byte does not hold the worker longer than twice the timeout
+    excerpt = _excerpt(response, secrets, started + 2 * timeout, clock)
     duration_ms = int((clock.monotonic() - started) * 1000)
     if 200 <= status < 300:
         return Outcome("done", status, excerpt, duration_ms)

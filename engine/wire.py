@@ -9,6 +9,7 @@ import os
 
 from .mapping import iso_datetime
 
+AUTH_SCHEMES = ("Basic", "Bearer", "Token", "Digest")
 OPERATION_TYPES = {"create": "created", "update": "updated", "delete": "deleted"}
 SECRET_PREFIX = "whsec_"
 SIGNATURE_TOLERANCE = 300  # seconds, as in the Standard Webhooks specification
@@ -141,13 +142,13 @@ def masked_headers(headers, secrets=()):
     authentication scheme and signature versions stay readable)."""
     shown = {}
     for name, value in headers.items():
-        lower = name.lower()
-        if lower == "authorization":
-            scheme, _sep, _credentials = str(value).partition(" ")
+        lower, value = name.lower(), str(value)
+        scheme, _sep, credentials = value.partition(" ")
+        if lower == "webhook-signature":
+            value = " ".join(f"{part.partition(',')[0]},***" for part in value.split())
+        elif lower == "authorization" and scheme in AUTH_SCHEMES and credentials:
             value = f"{scheme} ***"
-        elif lower == "webhook-signature":
-            value = " ".join(f"{part.partition(',')[0]},***" for part in str(value).split())
-        elif value in secrets:
+        elif lower == "authorization" or value in secrets:
             value = "***"
         shown[name] = value
     return shown

@@ -517,7 +517,8 @@ class ApiSyncConfig(models.Model):
         """Map ``records`` (in bulk) as the Integration User; returns one payload dict per
         record, in order. Raises MappingError for what cannot be mapped or read."""
         self.ensure_one()
-        records = records.with_env(self._reader_env())
+        # only these records: another one of the prefetch set may be unreadable
+        records = records.with_env(self._reader_env()).browse(records.ids)
         try:
             if not self.mapping_ids:
                 records.fetch(["display_name"])

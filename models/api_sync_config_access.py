@@ -54,15 +54,54 @@ class ApiSyncConfig(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        for vals in vals_list:
-            self._check_integration_user_choice(vals)
-        return super().create(vals_list)
+        configs = super().create(vals_list)
+        # checked on the result: defaults (also from the context) are applied by now
+        if not self._is_admin() and configs.sudo().integration_user_id != self.env.user:
+            raise AccessError(
+                self.env._(
+                    "Only Settings administrators can choose another Integration User than "
+                    "yourself."
+                )
+            )
+        return configs
 
     def write(self, vals):
         self._check_can_change(vals)
         if "signing_secret" in vals:
             self._keep_previous_secret(vals["signing_secret"])
+        if vals.get("integration_user_id"):
+            self.filtered(
+                lambda config: config.sudo().integration_user_id.id != vals["integration_user_id"]
+            )._forget_captured_data()
         return super().write(vals)
+
+    def _forget_captured_data(self):
+        """Another user reads from now on: pending events captured with the previous user's
+        rights are captured again when sent, and deletions (whose record is gone) cancelled."""
+        pending = (
+            self.env["api.sync.log"]
+            .sudo()
+            .search(
+                [
+                    ("config_id", "in", self.ids),
+                    ("state", "=", "pending"),
+                    ("request_body", "!=", False),
+                ]
+            )
+        )
+        deletions = pending.filtered(lambda log: log.operation == "delete")
+        deletions.write(
+            {
+                "state": "cancelled",
+                "error_class": "IntegrationUserChanged",
+                "error_message": self.env._(
+                    "The configuration's Integration User changed after this deletion was "
+                    "captured: it is not sent with the previous user's data."
+                ),
+            }
+        )
+        deletions._update_status()
+        (pending - deletions).write({"request_body": False})
 
     def unlink(self):
         self._check_can_change()
@@ -203,10 +242,16 @@ class ApiSyncConfig(models.Model):
     # -- signing secret rotation --------------------------------------------------------------
 
     def _keep_previous_secret(self, new_secret):
-        """Before the signing secret changes, keep the old one signing for a while."""
+        """Before the signing secret changes, keep the old one signing for a while (clearing
+        the secret revokes both at once)."""
         now = fields.Datetime.now()
         for config in self.sudo():
             old = config.signing_secret
+            if not new_secret:
+                config.write(
+                    {"previous_signing_secret": False, "previous_secret_expires_at": False}
+                )
+                continue
             if not old or old == new_secret:
                 continue
             hours = config.secret_rotation_hours

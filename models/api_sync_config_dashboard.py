@@ -14,7 +14,7 @@ class ApiSyncConfig(models.Model):
 
     health_state = fields.Selection(HEALTH_STATES, string="Health", compute="_compute_health")
     health_failing_since = fields.Datetime(
-        string="Failing Since",
+        string="Deliveries Failing Since",
         compute="_compute_health",
         help="First failed attempt since the last delivery.",
     )

@@ -55,12 +55,10 @@ class ApiSyncFieldMapping(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        configs = self.env["api.sync.config"].browse(
-            [vals["config_id"] for vals in vals_list if vals.get("config_id")]
-        )
-        configs._check_can_change()
         self.env.registry.clear_cache()  # _mapped_field_names_cached
-        return super().create(vals_list)
+        lines = super().create(vals_list)
+        lines.config_id._check_can_change()  # defaults (also from the context) applied by now
+        return lines
 
     def write(self, vals):
         self.config_id._check_can_change()

@@ -3,6 +3,7 @@
 import json
 import logging
 import uuid
+from functools import partial
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -22,6 +23,8 @@ _logger = logging.getLogger(__name__)
 
 CHANNEL = "root.api_sync"
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
+USER_GROUP = "api_sync.group_api_sync_user"
+REFRESH_KEY = "api_sync.refresh"
 BUSY_RETRY_SECONDS = 3
 LOG_STATES = [
     ("pending", "Pending"),
@@ -29,6 +32,27 @@ LOG_STATES = [
     ("failed", "Failed"),
     ("cancelled", "Cancelled"),
 ]
+
+
+def notify_viewers(records):
+    """Tell the API Sync users' open views that ``records`` changed: one bus notification per
+    model and transaction, sent just before it commits (ids only, no data)."""
+    if not records:
+        return
+    cr = records.env.cr
+    pending = cr.precommit.data.get(REFRESH_KEY)
+    if pending is None:
+        pending = cr.precommit.data[REFRESH_KEY] = {}
+        cr.precommit.add(partial(_send_refresh, records.env))
+    pending.setdefault(records._name, set()).update(records.ids)
+
+
+def _send_refresh(env):
+    group = env.ref(USER_GROUP, raise_if_not_found=False)
+    for model, ids in env.cr.precommit.data.pop(REFRESH_KEY, {}).items():
+        if group:
+            message = {"model": model, "ids": sorted(ids)}
+            env["bus.bus"].sudo()._sendone(group, "api_sync/updated", message)
 
 
 def readable_records(rows):
@@ -161,7 +185,8 @@ class ApiSyncLog(models.Model):
         """Events about the records ``value``: their own, and the batches carrying them."""
         if operator not in ("=", "in"):
             raise UserError(self.env._("Search events by record with = or in."))
-        ids = [int(res_id) for res_id in ([value] if isinstance(value, int) else value or [])]
+        values = [value] if isinstance(value, int | str) else value or []
+        ids = [int(res_id) for res_id in values]
         domain = [("res_id", "in", ids)]
         for res_id in ids:  # batch_res_ids is a JSON list: "[1, 2, 3]"
             for pattern in (f"[{res_id}]", f"[{res_id}, %", f"%, {res_id}, %", f"%, {res_id}]"):
@@ -389,7 +414,8 @@ class ApiSyncLog(models.Model):
                 "outcome": outcome_state,
                 "response_status": outcome.status or False,
                 "duration_ms": outcome.duration_ms if outcome.status else False,
-                "failure_reason": outcome_state != "done" and self._failure_reason(),
+                "failure_reason": outcome_state != "done"
+                and self._failure_reason(with_excerpt=False),
                 "error_class": outcome.error_class or False,
                 "error_message": outcome.error_message or False,
                 "response_excerpt": outcome.response_excerpt or False,
@@ -592,6 +618,7 @@ class ApiSyncLog(models.Model):
 
     def _update_status(self):
         """Reflect the outcome on the records' status, and on the run the events belong to."""
+        notify_viewers(self)
         self.env["api.sync.record.status"]._record_outcome(self)
         finished = self.filtered(lambda log: log.state != "pending")
         finished.run_id.filtered(lambda run: run.state == "running")._queue_advance()

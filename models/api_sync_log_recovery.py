@@ -226,7 +226,10 @@ class ApiSyncLog(models.Model):
             logs._fail(job.exc_name or "JobFailed", job.exc_message or job.exc_name)
             return self.browse()
         reason = logs._loss_reason(job)
-        if not force and max(logs.mapped("recovery_count")) >= MAX_RECOVERIES:
+        # a job still waiting for a worker may only be slow to start (a busy or recycled
+        # worker's backlog): taking it over costs a job, never a recovery of the event's
+        counted = not (job and job.state == "enqueued")
+        if counted and not force and max(logs.mapped("recovery_count")) >= MAX_RECOVERIES:
             logs._fail(
                 "JobLost",
                 self.env._("%(reason)s, %(count)s times.", reason=reason, count=MAX_RECOVERIES),
@@ -252,7 +255,7 @@ class ApiSyncLog(models.Model):
             )
             log.write(
                 {
-                    "recovery_count": log.recovery_count + 1,
+                    "recovery_count": log.recovery_count + counted,
                     "recovery_note": "\n".join(filter(None, [log.recovery_note, line])),
                     "next_retry_at": False,
                 }

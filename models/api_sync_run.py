@@ -12,6 +12,8 @@ from odoo.tools import SQL
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
+from .api_sync_log import notify_viewers
+
 RUN_STATES = [
     ("running", "Running"),
     ("success", "Success"),
@@ -437,6 +439,7 @@ class ApiSyncRun(models.Model):
                     ),
                 )
             run.write(values)
+            notify_viewers(run)
             if over and values["state"] == "success":
                 config._record_success(run)
 

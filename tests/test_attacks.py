@@ -12,6 +12,7 @@ from odoo.models import BaseModel
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
+from ..engine.receiver import Reply
 from .delivery_common import SECRET, DeliveryCase
 
 LOG_MODULE = "odoo.addons.api_sync.models.api_sync_log"
@@ -381,4 +382,53 @@ class TestAttacksOverRpc(HttpCase):
         self.assertEqual(result["error"]["data"]["name"], "odoo.exceptions.AccessError")
         self.assertFalse(
             self.env["api.sync.run"].search([("config_id", "=", self.foreign_config.id)])
+        )
+
+
+@tagged("post_install", "-at_install")
+class TestAttacksThroughDefaults(DeliveryCase):
+    """Review findings: defaults from the context must not get around the guards."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.manager = new_test_user(
+            cls.env, "sync_defaulter", groups="api_sync.group_api_sync_manager"
+        )
+
+    def test_a_context_default_cannot_pick_another_integration_user(self):
+        admin = self.env.ref("base.user_admin")
+        Config = self.env["api.sync.config"].with_user(self.manager)
+        with self.assertRaises(AccessError):
+            Config.with_context(default_integration_user_id=admin.id).create(
+                {
+                    "name": "Reads as admin",
+                    "model_id": self.partner_model.id,
+                    "endpoint_url": "http://127.0.0.1:1/attacker",
+                }
+            )
+        with self.assertRaises(AccessError):
+            self.config.with_user(self.manager).with_context(
+                default_integration_user_id=admin.id
+            ).copy({"endpoint_url": "http://127.0.0.1:1/attacker"})
+
+    def test_a_context_default_cannot_add_lines_to_another_users_config(self):
+        with self.assertRaises(AccessError):
+            self.env["api.sync.field.mapping"].with_user(self.manager).with_context(
+                default_config_id=self.config.id
+            ).create({"source_path": "phone", "target_key": "phone"})
+
+    def test_a_new_integration_user_does_not_send_what_the_previous_one_read(self):
+        partner = self.env["res.partner"].create({"name": "Captured Carl", "email": "c@x.io"})
+        self.receiver.script(Reply(500))
+        update = self.Config.sync_record(partner, "update")
+        self.run_jobs(once=True)  # body captured with the administrator's rights, retry queued
+        self.assertTrue(update.sudo().request_body)
+        deletion = self.Config.sync_record(partner, "delete")
+        self.config.with_user(self.manager).write(
+            {"integration_user_id": self.manager.id, "endpoint_url": "http://127.0.0.1:1/new"}
+        )
+        self.assertFalse(update.sudo().request_body, "captured again when sent")
+        self.assertEqual(
+            (deletion.state, deletion.error_class), ("cancelled", "IntegrationUserChanged")
         )

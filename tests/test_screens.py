@@ -214,7 +214,7 @@ class TestScreens(RunCase):
         self.assertEqual(log.state, "done")
         second, first = log.attempt_ids  # newest first
         self.assertEqual((first.number, first.outcome, first.response_status), (1, "retry", 500))
-        self.assertEqual(first.failure_reason, "HTTP 500: busy")
+        self.assertEqual((first.failure_reason, first.response_preview), ("HTTP 500", "busy"))
         self.assertTrue(first.next_retry_at)
         self.assertEqual((second.number, second.outcome, second.response_status), (2, "done", 200))
         headers = json.loads(first.request_headers)
@@ -229,3 +229,20 @@ class TestScreens(RunCase):
         (attempt,) = log.attempt_ids
         self.assertEqual((attempt.response_status, attempt.duration_ms), (0, 0))
         self.assertEqual(attempt.failure_reason, "Connection refused by 127.0.0.1:9")
+
+    # -- 12: open views follow what changes ----------------------------------------------------
+
+    def test_open_views_are_told_what_changed(self):
+        partner = self.env["res.partner"].create({"name": "Watched Will"})
+        log = self.Config.sync_record(partner, "update")
+        self.run_jobs()
+        self.env.cr.precommit.run()  # as at commit
+        group = self.env.ref("api_sync.group_api_sync_user")
+        notes = self.env["bus.bus"].sudo().search([("message", "like", "api_sync/updated")])
+        channels = {tuple(json.loads(note.channel)[1:]) for note in notes}
+        self.assertEqual(channels, {("res.groups", group.id)}, "API Sync users only")
+        payloads = [json.loads(note.message) for note in notes]
+        self.assertIn(
+            {"type": "api_sync/updated", "payload": {"model": "api.sync.log", "ids": log.ids}},
+            payloads,
+        )

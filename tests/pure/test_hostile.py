@@ -195,3 +195,31 @@ def test_deeply_nested_default_values_are_refused():
     with pytest.raises(mapping.ConfigurationError, match="nested"):
         mapping.parse_default("[" * 100_000 + "]" * 100_000)
     assert mapping.parse_default('{"a": [1, {"b": "[[[["}]}') == {"a": [1, {"b": "[[[["}]}
+
+
+def test_a_body_trickled_slowly_is_cut_at_twice_the_timeout():
+    sock = socket.create_server(("127.0.0.1", 0))
+    sent = []
+
+    def serve():
+        connection, _address = sock.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 500 Slow\r\nContent-Length: 100000\r\n\r\n")
+            try:
+                for _ in range(200):
+                    connection.sendall(b"x" * 10)
+                    sent.append(10)
+                    time.sleep(0.05)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    port = sock.getsockname()[1]
+    outcome = delivery.send("POST", f"http://127.0.0.1:{port}/hook", b"{}", {}, 0.3)
+    thread.join(timeout=15)
+    sock.close()
+    assert outcome.status == 500
+    assert outcome.response_excerpt.endswith("[… truncated]")
+    assert sum(sent) < 2000, "the client stopped reading at its deadline"

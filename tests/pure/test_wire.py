@@ -102,3 +102,8 @@ def test_masked_headers_hide_credentials_and_signatures():
     assert shown["X-API-Key"] == "***"
     assert shown["Idempotency-Key"] == "evt"
     assert "tok" not in str(shown)
+
+
+def test_an_api_key_sent_as_authorization_is_masked_whole():
+    headers = wire.auth_headers("api_key", key_header="Authorization", key="sk_live_SECRET 123")
+    assert wire.masked_headers(headers) == {"Authorization": "***"}

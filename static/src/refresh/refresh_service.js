@@ -1,0 +1,38 @@
+import { registry } from "@web/core/registry";
+
+const WATCHED = new Set(["api.sync.log", "api.sync.run", "api.sync.record.status", "api.sync.config"]);
+
+/**
+ * Sync logs and runs change while people look at them (deliveries, retries, run progress): the
+ * server tells API Sync users which records changed (one notification per transaction), and the
+ * view showing them, if it is the current one, reloads (at most once a second).
+ */
+export const apiSyncRefreshService = {
+    dependencies: ["action", "bus_service"],
+    start(env, { action, bus_service }) {
+        let timer = null;
+        const reloadSoon = () => {
+            if (!timer) {
+                timer = setTimeout(() => {
+                    timer = null;
+                    action.doAction("soft_reload");
+                }, 1000);
+            }
+        };
+        bus_service.subscribe("api_sync/updated", ({ model, ids }) => {
+            const controller = action.currentController;
+            const props = controller && controller.props;
+            if (!props || !WATCHED.has(props.resModel)) {
+                return;
+            }
+            const shown = props.resModel === model || model === "api.sync.log";
+            const resId = props.resId;
+            if (shown && (!resId || props.resModel !== model || ids.includes(resId))) {
+                reloadSoon();
+            }
+        });
+        bus_service.start();
+    },
+};
+
+registry.category("services").add("api_sync_refresh", apiSyncRefreshService);
