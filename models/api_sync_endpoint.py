@@ -144,6 +144,25 @@ class ApiSyncConfig(models.Model):
     )
     endpoint_paused_until = fields.Datetime(string="Next Probe", compute="_compute_endpoint_state")
 
+    def write(self, vals):
+        result = super().write(vals)
+        if "endpoint_url" in vals:
+            self._endpoint_reset()
+        return result
+
+    def _endpoint_reset(self):
+        """A new URL is a new endpoint: what the old one answered (failing, paused, disabled,
+        a 429's pause) no longer holds, and the deliveries waiting for it go."""
+        State = self.env["api.sync.endpoint.state"].sudo()
+        now = wire.utc_now()
+        cr = self.env.cr
+        for config in self:
+            before = State._load(cr, config.id, lock=True)
+            if before and before != health.Health():
+                State._store(cr, config.id, health.Health())
+                config._endpoint_wake(cr, now)
+        State.invalidate_model()
+
     def _compute_endpoint_state(self):
         states = {
             state.config_id.id: state

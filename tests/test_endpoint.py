@@ -197,6 +197,17 @@ class TestEndpointHealth(DeliveryCase):
         self.run_jobs()
         self.assertEqual((log.state, log.attempt_count), ("failed", 2))
 
+    def test_a_new_endpoint_url_starts_healthy(self):
+        self.receiver.script(Reply(410))
+        event = self.sync()
+        self.run_jobs(once=True)
+        self.assertEqual(self.endpoint().state, "disabled")
+        self.config.endpoint_url = f"{self.receiver.url}/hooks/moved"
+        self.assertEqual(self.endpoint().state, "healthy", "what the old URL answered is gone")
+        self.run_jobs()
+        self.assertEqual(event.state, "done")
+        self.assertEqual(self.receiver.received[-1].path, "/hooks/moved")
+
 
 @tagged("post_install", "-at_install")
 class TestEndpointSettings(ApiSyncCase):
