@@ -18,6 +18,7 @@ import requests
 import websocket
 
 REPO = Path(__file__).resolve().parent.parent
+DOWN_URL = "http://127.0.0.1:9/hooks/contacts"  # nothing listens there
 OUT = REPO / "docs" / "screenshots"
 
 
@@ -58,11 +59,27 @@ def wait_for(predicate, seconds=120):
 
 
 def make_events(session, url):
-    """A contact created and edited (delivered), and an event that failed then was retried."""
+    """A contact created while the endpoint does not answer, then delivered once it does (an
+    event with two attempts), and edited."""
     config_id = rpc(
         session, url, "ir.model.data", "check_object_reference", "api_sync", "demo_config_contacts"
     )[1]
+    (config,) = rpc(session, url, "api.sync.config", "read", [config_id], ["endpoint_url"])
+    rpc(session, url, "api.sync.config", "write", [config_id], {"endpoint_url": DOWN_URL})
     partner = rpc(session, url, "res.partner", "create", {"name": "Ada Screenshot"})
+
+    def attempted():
+        return rpc(
+            session,
+            url,
+            "api.sync.log",
+            "search_count",
+            [("res_id", "=", partner), ("attempt_count", ">", 0)],
+        )
+
+    wait_for(attempted)
+    endpoint = {"endpoint_url": config["endpoint_url"]}
+    rpc(session, url, "api.sync.config", "write", [config_id], endpoint)  # back up: it resumes
     rpc(session, url, "res.partner", "write", [partner], {"email": "ada@example.com"})
 
     def delivered():
@@ -71,7 +88,7 @@ def make_events(session, url):
             url,
             "api.sync.log",
             "search_read",
-            [("res_id", "=", partner), ("state", "=", "done")],
+            [("res_id", "=", partner), ("state", "=", "done"), ("attempt_count", ">", 1)],
             ["id"],
         )
         return logs and logs[0]["id"]
