@@ -137,9 +137,19 @@ class Browser:
             if message.get("id") == self.next_id:
                 return message.get("result", {})
 
-    def shoot(self, url, target, settle=4):
+    def rendered(self):
+        result = self.call(
+            "Runtime.evaluate",
+            expression="!!document.querySelector('.o_action_manager .o_view_controller')",
+            returnByValue=True,
+        )
+        return result.get("result", {}).get("value")
+
+    def shoot(self, url, target, settle=2):
         self.call("Page.navigate", url=url)
-        time.sleep(settle)  # the web client renders after its own requests
+        time.sleep(1)
+        wait_for(self.rendered, 60)  # the first page also builds the web client's assets
+        time.sleep(settle)  # the view's own requests
         data = self.call("Page.captureScreenshot", format="png")["data"]
         target.write_bytes(base64.b64decode(data))
         print(f"[screenshots] {target.relative_to(REPO)}", flush=True)
