@@ -43,6 +43,7 @@ WAIT_LIMIT = 900  # seconds: no wait for deliveries lasts longer than this
 TARGETS = {
     # key: (comparison, threshold)
     "write_overhead_ratio": ("<=", 1.10),
+    "listener_overhead_vs_no_rule": ("<=", 1.15),
     "latency_independence_ratio": ("<=", 1.05),
     "mapping_vs_naive_ratio": ("<=", 0.25),
     "record_vs_bare_ratio": (">=", 0.2),
@@ -121,6 +122,22 @@ def start_odoo(odoo, conf, logfile, launcher=None, **popen_args):
 
 def median(values):
     return statistics.median(values) if values else None
+
+
+def _medians(runs):
+    """Per setup, the median of each figure over the rounds."""
+    return {name: {key: median([r[key] for r in rs]) for key in rs[0]} for name, rs in runs.items()}
+
+
+def _in_ms(med):
+    """The medians with their seconds (keys ending in ``_s``) in milliseconds."""
+    return {
+        name: {
+            key: round(values[key] * 1000, 3) if key.endswith("_s") else values[key]
+            for key in values
+        }
+        for name, values in med.items()
+    }
 
 
 def ratio(a, b):
@@ -360,6 +377,10 @@ class Bench:
         elif kind == "api_sync":
             config = self.make_config(sudo, "bench write path", url, SYNC_LINES)
             config._generate_automation_rules(True, True, False)
+        elif kind == "listener":
+            config = self.make_config(
+                sudo, "bench listener", url, SYNC_LINES, trigger_mode="listener"
+            )
         elif kind == "webhook":
             sudo["base.automation"].create(
                 {
@@ -422,6 +443,7 @@ class Bench:
         create_q = write_q = 0
         logs = 0
         try:
+            self._settle(config, start, tag)
             for i in range(n):
                 values = {
                     "name": f"Writer {tag} {start + i}",
@@ -470,6 +492,16 @@ class Bench:
             "write_q": write_q,
         }
 
+    def _settle(self, config, start, tag):
+        """A creation and a write after the setup, not measured: saving a configuration or a
+        rule empties the registry's caches (access rights, record rules), which the first call
+        of a block would otherwise refill on its own time."""
+        self._timed_call(lambda env: env["res.partner"].create({"name": f"Settle {tag}"}), config)
+        self._timed_call(
+            lambda env: env["res.partner"].browse(self.writer_ids[start]).write({"phone": "0"}),
+            config,
+        )
+
     @staticmethod
     def _summary(blocks):
         """Per-call medians (robust to the other tenants of this machine) of pooled blocks."""
@@ -494,12 +526,13 @@ class Bench:
             ("none", "none", None, n),
             ("empty", "empty", None, n),
             ("api_sync", "api_sync", fast, n),
+            ("listener", "listener", fast, n),
             ("webhook", "webhook", fast, n),
             ("api_sync_slow", "api_sync", slow, n),
             ("webhook_slow", "webhook", slow, n_slow),
         ]
         # Warm-up (caches, first-use code paths); not counted.
-        for name, kind, receiver, _n in setups[:4]:
+        for name, kind, receiver, _n in setups[:5]:
             self._write_run(kind, receiver.url if receiver else None, 0, 20, f"warm-{name}")
         # The setups alternate in blocks of a few seconds, so that the load of the other tenants
         # of this machine falls on all of them alike.
@@ -509,6 +542,7 @@ class Bench:
         hits = {
             "api_sync_fast": 0,
             "api_sync_slow": 0,
+            "listener_fast": 0,
             "webhook_fast": 0,
             "webhook_slow": 0,
         }
@@ -540,14 +574,14 @@ class Bench:
                     f"{result['create_queries']:.1f} q/create, "
                     f"{result['write_queries']:.1f} q/write"
                 )
-        med = {
-            name: {key: median([r[key] for r in rs]) for key in rs[0]} for name, rs in runs.items()
-        }
+        med = _medians(runs)
         pair = {name: values["pair_s"] for name, values in med.items()}
         self.results["write_overhead_ratio"] = ratio(pair["api_sync"], pair["empty"])
         self.results["rule_floor_ratio"] = ratio(pair["empty"], pair["none"])
         self.results["native_webhook_overhead_ratio"] = ratio(pair["webhook"], pair["none"])
         self.results["api_sync_overhead_vs_no_rule"] = ratio(pair["api_sync"], pair["none"])
+        self.results["listener_overhead_vs_no_rule"] = ratio(pair["listener"], pair["none"])
+        self.results["listener_vs_rule_ratio"] = ratio(pair["listener"], pair["api_sync"])
         self.results["latency_independence_ratio"] = ratio(pair["api_sync_slow"], pair["api_sync"])
         self.results["native_webhook_slow_overhead_ratio"] = ratio(
             pair["webhook_slow"], pair["none"]
@@ -559,7 +593,7 @@ class Bench:
         self.results["update_overhead_ratio"] = ratio(
             med["api_sync"]["write_s"], med["empty"]["write_s"]
         )
-        for name in ("none", "empty", "api_sync", "webhook"):
+        for name in ("none", "empty", "api_sync", "listener", "webhook"):
             self.results[f"queries_per_create_{name}"] = med[name]["create_queries"]
             self.results[f"queries_per_write_{name}"] = med[name]["write_queries"]
         self.details["write_path"] = {
@@ -567,14 +601,120 @@ class Bench:
             "block": block,
             "contacts_per_setup_webhook_slow": n_slow,
             "rounds": rounds,
-            "median_ms_per_contact": {
-                name: {
-                    key: round(values[key] * 1000, 3) if key.endswith("_s") else values[key]
-                    for key in values
-                }
-                for name, values in med.items()
-            },
+            "median_ms_per_contact": _in_ms(med),
             "receiver_requests_during_runs": hits,
+        }
+
+    def _unconfigured_run(self, listening, url, category_ids, tag):
+        """One block on a model without configuration (contact tags): a creation and a rename
+        per tag, each in a transaction of its own, rolled back; with a listening configuration
+        on contacts (``listening``) or with no configuration at all."""
+        config = None
+        if listening:
+            with self.cursor() as cr:
+                env = self.env(cr, self.odoo.SUPERUSER_ID)
+                config = self.make_config(
+                    env, "bench listener elsewhere", url, SYNC_LINES, trigger_mode="listener"
+                )
+                cr.commit()
+        result = {"create": [], "write": [], "create_q": 0, "write_q": 0}
+        try:
+            # the first pair settles the caches (see _settle) and is not counted
+            for i, category_id in enumerate([category_ids[0], *category_ids]):
+                create = self._timed_call(
+                    lambda env, i=i: env["res.partner.category"].create(
+                        {"name": f"Bench new tag {tag} {i}"}
+                    ),
+                    None,
+                )
+                write = self._timed_call(
+                    lambda env, i=i, category_id=category_id: (
+                        env["res.partner.category"]
+                        .browse(category_id)
+                        .write({"name": f"Bench tag renamed {tag} {i}"})
+                    ),
+                    None,
+                )
+                if i:
+                    result["create"].append(create[0])
+                    result["create_q"] += create[1]
+                    result["write"].append(write[0])
+                    result["write_q"] += write[1]
+        finally:
+            if config:
+                with self.cursor() as cr:
+                    config.with_env(self.env(cr, self.odoo.SUPERUSER_ID)).unlink()
+                    cr.commit()
+        return result
+
+    def part_unconfigured_model(self, fast):
+        """Writes on a model that no configuration syncs, with a listener on another model
+        against no configuration at all: the listener's lookup is all they pay."""
+        n, rounds = self.size("write_n"), self.size("rounds")
+        with self.cursor() as cr:
+            env = self.env(cr, self.odoo.SUPERUSER_ID)
+            Category = env["res.partner.category"]
+            pool = Category.search([("name", "=like", "Bench pool tag %")], order="id")
+            pool |= Category.create([{"name": f"Bench pool tag {i}"} for i in range(len(pool), n)])
+            cr.commit()
+            category_ids = pool.ids[:n]
+        setups = [("none", False), ("listener_elsewhere", True)]
+        for name, listening in setups:  # warm-up, not counted
+            self._unconfigured_run(listening, fast.url, category_ids[:20], f"warm-{name}")
+        block = min(WRITE_BLOCK, n)
+        runs = {name: [] for name, _ in setups}
+        for round_no in range(rounds):
+            pooled = {name: [] for name, _ in setups}
+            for block_no, start in enumerate(range(0, n, block)):
+                order = setups if (round_no + block_no) % 2 == 0 else setups[::-1]
+                for name, listening in order:
+                    pooled[name].append(
+                        self._unconfigured_run(
+                            listening,
+                            fast.url,
+                            category_ids[start : start + block],
+                            f"r{round_no}-{name}",
+                        )
+                    )
+            for name, _ in setups:
+                runs[name].append(self._summary(pooled[name]))
+            log(
+                "unconfigured model round "
+                f"{round_no + 1}/{rounds}: "
+                + ", ".join(
+                    f"{name} {runs[name][-1]['pair_s'] * 1000:.2f} ms/tag (create+write)"
+                    for name, _ in setups
+                )
+            )
+        med = _medians(runs)
+        self.results["unconfigured_model_ratio"] = ratio(
+            med["listener_elsewhere"]["pair_s"], med["none"]["pair_s"]
+        )
+        per_round = [
+            ratio(a["pair_s"], b["pair_s"])
+            for a, b in zip(runs["listener_elsewhere"], runs["none"], strict=True)
+        ]
+        # what the lookup itself costs, per call, with the listener on contacts active
+        with self.cursor() as cr:
+            env = self.env(cr, self.odoo.SUPERUSER_ID)
+            self.make_config(
+                env, "bench listener lookup", fast.url, SYNC_LINES, trigger_mode="listener"
+            )
+            Category = env["res.partner.category"]
+            Category._api_sync_listeners()
+            calls = 100_000
+            t0 = time.perf_counter()
+            for _call in range(calls):
+                Category._api_sync_listeners()
+            lookup_us = (time.perf_counter() - t0) / calls * 1e6
+            cr.rollback()
+        self.results["unconfigured_lookup_us"] = lookup_us
+        self.details["unconfigured_model"] = {
+            "model": "res.partner.category",
+            "calls_per_setup": n,
+            "rounds": rounds,
+            "ratio_per_round": per_round,
+            "median_ms_per_tag": _in_ms(med),
         }
 
     # -- part 3: mapping --------------------------------------------------------------------
@@ -1137,6 +1277,7 @@ def main():
         bench.prepare_data()
         steps = [
             ({"1", "2"}, "write path", lambda: bench.part_write_path(fast, slow)),
+            ({"1"}, "unconfigured model", lambda: bench.part_unconfigured_model(fast)),
             ({"3"}, "mapping", lambda: bench.part_mapping(fast)),
         ]
         for wanted, name, step in steps:

@@ -10,3 +10,4 @@ from . import api_sync_config_access
 from . import api_sync_config_dashboard
 from . import base
 from . import api_sync_log_attempt
+from . import api_sync_listener

@@ -23,7 +23,17 @@ MANAGER_GROUP = "api_sync.group_api_sync_manager"
 PENDING_KEY = "api_sync.pending"
 RECORDS_PER_JOB = 20
 GROUP_SECONDS = 60  # the worst case of one job: its events all time out
-CONFIG_FIELDS = ["active", "model_name", "domain", "company_id", "timeout", "max_attempts"]
+# what the writer's commit reads of a configuration (one query for them all)
+CONFIG_FIELDS = [
+    "active",
+    "name",
+    "model_name",
+    "domain",
+    "company_id",
+    "integration_user_id",
+    "timeout",
+    "max_attempts",
+]
 USER_GROUP = "api_sync.group_api_sync_user"
 GENERATED_TRIGGERS = ("on_create_or_write", "on_create", "on_write", "on_unlink")
 OPERATIONS = ("create", "update", "delete")

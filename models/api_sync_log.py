@@ -77,7 +77,7 @@ class ApiSyncLog(models.Model):
     config_id = fields.Many2one(
         "api.sync.config", string="Configuration", required=True, ondelete="cascade", index=True
     )
-    company_id = fields.Many2one(related="config_id.company_id", store=True)
+    company_id = fields.Many2one(related="config_id.company_id", store=True, precompute=True)
     res_model = fields.Char(string="Model", index=True)
     res_id = fields.Many2oneReference(string="Record ID", model_field="res_model", index=True)
     batch_res_ids = fields.Text(
@@ -248,20 +248,28 @@ class ApiSyncLog(models.Model):
         return [self.browse(ids) for ids in split_every(size, self.ids)]
 
     def _store_job(self, job_uuid, eta=None):
-        """Store the queue_job job ``job_uuid`` delivering these logs (already linked to it)."""
+        """Store the queue_job job ``job_uuid`` (a new uuid) delivering these logs (already
+        linked to it).
+
+        As ``Job.store()`` does for a job it does not find, without its lookup of the uuid: the
+        uuid was made just now, so the writer saves a query."""
         what = (
             f"{len(self)} events"
             if len(self) > 1
             else f"{self.res_model} #{self.res_id or ''} {self.operation}"
         )
-        Job(
+        job = Job(
             self.sudo()._deliver,
             job_uuid=job_uuid,
             eta=eta,
             max_retries=0,
             channel=CHANNEL,
             description=f"API sync: {what} ({self.config_id[:1].name})",
-        ).store()
+        )
+        Jobs = self.env["queue.job"]
+        Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
+            job._store_values(create=True)
+        )
 
     # -- delivery (the job) -------------------------------------------------------------------
 

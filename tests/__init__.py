@@ -10,3 +10,4 @@ from . import test_tours
 from . import test_recovery
 from . import test_lock_conflicts
 from . import test_endpoint
+from . import test_trigger_modes

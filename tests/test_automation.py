@@ -6,7 +6,8 @@ from .delivery_common import DeliveryCase
 
 @tagged("post_install", "-at_install")
 class TestAutomation(DeliveryCase):
-    """Syncs wired through real ``base.automation`` rules and the "Sync to external API" action."""
+    """Syncs wired through real ``base.automation`` rules and the "Sync to external API" action
+    (what both trigger modes share is in test_trigger_modes)."""
 
     @classmethod
     def setUpClass(cls):
@@ -45,56 +46,6 @@ class TestAutomation(DeliveryCase):
     def field(self, name, model="res.partner"):
         return self.env["ir.model.fields"]._get(model, name)
 
-    def test_create_and_update_through_a_save_rule(self):
-        self.rule("on_create_or_write")
-        partner = self.env["res.partner"].create({"name": "Auto", "email": "a@x.io"})
-        (created,) = self.logs(partner)
-        self.assertEqual((created.operation, created.changed_fields), ("create", False))
-        self.run_jobs()
-        partner.write({"name": "Auto 2", "comment": "not mapped"})
-        update = self.logs(partner) - created
-        self.assertEqual((update.operation, update.changed_fields), ("update", "name"))
-        self.run_jobs()
-        self.assertEqual(
-            [r.json["type"] for r in self.receiver.received],
-            ["res.partner.created", "res.partner.updated"],
-        )
-        self.assertEqual(self.receiver.received[-1].json["changed_fields"], ["name"])
-
-    def test_events_are_queued_in_bulk_at_commit(self):
-        self.rule("on_create_or_write")
-        partners = self.env["res.partner"].create([{"name": f"Bulk {i}"} for i in range(30)])
-        for partner in partners:
-            partner.email = f"{partner.id}@x.io"
-        self.assertFalse(self.Log.search([("res_id", "in", partners.ids)]), "not before commit")
-        self.env.cr.flush()
-        logs = self.Log.search([("res_id", "in", partners.ids)])
-        self.assertEqual(len(logs), 30, "one event per record for the whole transaction")
-        self.assertEqual(set(logs.mapped("operation")), {"create"})
-        self.assertEqual(len(set(logs.mapped("job_uuid"))), 2, "grouped jobs, 20 per job")
-        self.run_jobs()
-        self.assertEqual(len(self.receiver.received), 30)
-
-    def test_a_rolled_back_transaction_queues_nothing(self):
-        self.rule("on_create_or_write")
-        with self.assertRaises(ZeroDivisionError), self.env.cr.savepoint():
-            partner = self.env["res.partner"].create({"name": "Never"})
-            partner_id = partner.id
-            _boom = 1 / 0
-        self.env.cr.flush()
-        self.assertFalse(self.Log.search([("res_id", "=", partner_id)]))
-
-    def test_a_save_that_changes_nothing_mapped_sends_nothing(self):
-        self.rule("on_create_or_write")
-        partner = self.env["res.partner"].create({"name": "Quiet", "email": "q@x.io"})
-        self.run_jobs()
-        before = self.logs(partner)
-        partner.write({"name": "Quiet"})  # same value
-        partner.write({"comment": "internal note", "function": "CEO"})  # not mapped
-        self.assertEqual(self.logs(partner), before)
-        self.run_jobs()
-        self.assertEqual(len(self.receiver.received), 1)
-
     def test_watched_fields_filter_the_rule(self):
         self.rule("on_write", trigger_field_ids=[Command.set(self.field("email").ids)])
         partner = self.env["res.partner"].create({"name": "Watch", "email": "w@x.io"})
@@ -104,32 +55,6 @@ class TestAutomation(DeliveryCase):
         partner.email = "w2@x.io"
         (log,) = self.logs(partner)
         self.assertEqual((log.operation, log.changed_fields), ("update", "email"))
-
-    def test_a_watched_unmapped_field_sends_an_update(self):
-        self.rule("on_write", trigger_field_ids=[Command.set(self.field("function").ids)])
-        partner = self.env["res.partner"].create({"name": "Job"})
-        partner.function = "Buyer"
-        (log,) = self.logs(partner)
-        self.assertEqual(log.changed_fields, "function")
-
-    def test_deletion_sends_the_payload_captured_before_unlink(self):
-        self.rule("on_unlink")
-        partner = self.env["res.partner"].create({"name": "Doomed", "email": "d@x.io"})
-        partner_id = partner.id
-        partner.unlink()
-        (log,) = self.Log.search([("res_id", "=", partner_id)])
-        self.assertEqual(log.operation, "delete")
-        self.run_jobs()
-        (request,) = self.receiver.received
-        self.assertEqual(request.json["type"], "res.partner.deleted")
-        self.assertEqual(request.json["data"], {"name": "Doomed", "email": "d@x.io"})
-
-    def test_archive_sends_an_update(self):
-        self.rule("on_archive")
-        partner = self.env["res.partner"].create({"name": "Old"})
-        partner.active = False
-        (log,) = self.logs(partner)
-        self.assertEqual((log.operation, log.changed_fields), ("update", "active"))
 
     def test_state_transition_with_before_and_apply_domains(self):
         """Like "sale.order goes from draft to sale", on mail.mail going outgoing -> sent."""
