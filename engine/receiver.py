@@ -1,9 +1,10 @@
 """A small webhook receiver on 127.0.0.1, for the demo, the tests and the benchmarks.
 
 It records every request, answers with scripted responses (status, headers, delay), else with the
-reply a ``policy`` picks (fault injection: errors, slow answers), else 200, and, given a signing
-secret, verifies Standard Webhooks signatures. Run it as a program for the demo:
-``python -m engine.receiver --port 8075 --secret whsec_...`` prints each event it receives.
+reply a ``policy`` picks (fault injection: errors, slow answers; :class:`RestResources`, a small
+in-memory REST API), else 200, and, given a signing secret, verifies Standard Webhooks signatures.
+Run it as a program for the demo: ``python -m engine.receiver --port 8075 --secret whsec_...``
+prints each event it receives and serves ``/resources/<collection>[/<id>]``.
 """
 
 # pylint: disable=print-used  # printing received events is what the demo receiver is for
@@ -11,6 +12,7 @@ secret, verifies Standard Webhooks signatures. Run it as a program for the demo:
 import argparse
 import collections
 import contextlib
+import itertools
 import json
 import threading
 import time
@@ -41,6 +43,70 @@ class Reply:
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
     body: str = '{"ok": true}'
+
+
+class RestResources:
+    """In-memory REST collections under ``prefix``, answering like a typical REST API.
+
+    ``POST /resources/contacts`` stores the body and answers 201 with it, a new string ``id`` and
+    a ``Location`` header; ``GET``, ``PUT`` (replace), ``PATCH`` (merge) and ``DELETE`` (204) on
+    ``/resources/contacts/<id>`` act on that object, 404 when the id is unknown. Other paths are
+    left to the receiver (``None``). Used as a receiver ``policy``: it is called under the
+    receiver's lock.
+    """
+
+    def __init__(self, prefix="/resources/"):
+        self.prefix = prefix
+        self.collections = collections.defaultdict(dict)  # name -> {id: object}
+        self._numbers = itertools.count(1001)
+
+    def __call__(self, request):
+        path = request.path.split("?", 1)[0]
+        if not path.startswith(self.prefix):
+            return None
+        name, _slash, resource_id = path[len(self.prefix) :].strip("/").partition("/")
+        if not name or "/" in resource_id:
+            return _json_reply(404, {"error": "not found"})
+        items = self.collections[name]
+        if not resource_id:
+            if request.method == "GET":
+                return _json_reply(200, list(items.values()))
+            if request.method != "POST":
+                return _json_reply(405, {"error": f"{request.method} needs an id"})
+            body = self._object(request)
+            if body is None:
+                return _json_reply(400, {"error": "the body is not a JSON object"})
+            resource_id = f"{name[:3]}_{next(self._numbers)}"
+            items[resource_id] = {**body, "id": resource_id}
+            location = f"{self.prefix}{name}/{resource_id}"
+            return _json_reply(201, items[resource_id], {"Location": location})
+        if resource_id not in items:
+            return _json_reply(404, {"error": f"no {name} {resource_id}"})
+        if request.method == "GET":
+            return _json_reply(200, items[resource_id])
+        if request.method == "DELETE":
+            del items[resource_id]
+            return Reply(status=204, body="")
+        if request.method not in ("PUT", "PATCH"):
+            return _json_reply(405, {"error": f"{request.method} is not supported"})
+        body = self._object(request)
+        if body is None:
+            return _json_reply(400, {"error": "the body is not a JSON object"})
+        base = items[resource_id] if request.method == "PATCH" else {}
+        items[resource_id] = {**base, **body, "id": resource_id}
+        return _json_reply(200, items[resource_id])
+
+    @staticmethod
+    def _object(request):
+        try:
+            body = request.json
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+
+def _json_reply(status, body, headers=None):
+    return Reply(status=status, headers=headers or {}, body=json.dumps(body))
 
 
 class _Server(ThreadingHTTPServer):
@@ -133,12 +199,13 @@ class Receiver:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
+                if payload:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_POST = do_PUT = do_PATCH = _handle
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_GET = _handle
 
             def log_message(self, format, *args):
                 """Quiet: the receiver reports through ``received`` or ``echo``."""
@@ -148,20 +215,17 @@ class Receiver:
     @staticmethod
     def print_event(request):
         try:
-            body = request.json
+            shown = json.dumps(request.json, indent=2, ensure_ascii=False)
+            summary = request.json.get("type", "") if isinstance(request.json, dict) else ""
         except ValueError:
-            body = request.body[:200]
+            shown, summary = request.body[:200].decode(errors="replace"), ""
         signature = {
             True: "signature OK",
             False: f"signature BAD ({request.signature_error})",
             None: "unsigned",
         }[request.signature_ok]
-        summary = body.get("type") if isinstance(body, dict) else "?"
-        print(
-            f"[receiver] {request.method} {request.path} {summary} {signature}\n"
-            f"{json.dumps(body, indent=2, ensure_ascii=False)}",
-            flush=True,
-        )
+        head = f"[receiver] {request.method} {request.path} -> {request.status} {summary}"
+        print(f"{head} {signature}" + (f"\n{shown}" if shown else ""), flush=True)
 
 
 def main():
@@ -170,8 +234,15 @@ def main():
     parser.add_argument("--secret", help="whsec_... secret to verify signatures with")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before answering")
     args = parser.parse_args()
-    with Receiver(args.port, args.secret, args.delay, echo=True, keep=False) as receiver:
-        print(f"[receiver] listening on {receiver.url}", flush=True)
+    resources = RestResources()
+    with Receiver(
+        args.port, args.secret, args.delay, echo=True, keep=False, policy=resources
+    ) as receiver:
+        print(
+            f"[receiver] listening on {receiver.url} (REST resources under "
+            f"{receiver.url}{resources.prefix})",
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
 

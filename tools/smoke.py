@@ -70,12 +70,18 @@ def main():
         raise RuntimeError(f"test connection failed: {answer['params']['message']}")
     print(f"[smoke] test connection to the demo receiver: {answer['params']['message'][:60]}")
 
-    def wait_for_log(partner_id, operation):
+    rest_id = execute(
+        "ir.model.data", "check_object_reference", "api_sync", "demo_config_contacts_rest"
+    )[1]
+    resources = f"http://127.0.0.1:{args.receiver_port}/resources/contacts"
+
+    def wait_for_log(config, partner_id, operation):
         while time.monotonic() < deadline:
             logs = execute(
                 "api.sync.log",
                 "search_read",
                 [
+                    ("config_id", "=", config),
                     ("res_id", "=", partner_id),
                     ("res_model", "=", "res.partner"),
                     ("operation", "=", operation),
@@ -89,18 +95,44 @@ def main():
             time.sleep(0.5)
         raise RuntimeError(f"the {operation} event of contact {partner_id} was not delivered")
 
+    def external_id(partner_id):
+        bindings = execute(
+            "api.sync.binding",
+            "search_read",
+            [("config_id", "=", rest_id), ("res_id", "=", partner_id)],
+            ["external_id"],
+        )
+        return bindings[0]["external_id"] if bindings else None
+
+    def remote(resource_id):
+        response = session.get(f"{resources}/{resource_id}", timeout=10)
+        return response.json() if response.status_code == 200 else response.status_code
+
     partner_id = execute("res.partner", "create", {"name": "Smoke Test", "email": "s@x.io"})
-    log = wait_for_log(partner_id, "create")
+    log = wait_for_log(config_id, partner_id, "create")
     print(
         f"[smoke] contact {partner_id} created: event delivered "
         f"(HTTP {log['response_status']}, {log['attempt_count']} attempt)"
     )
+    log = wait_for_log(rest_id, partner_id, "create")
+    bound = external_id(partner_id)
+    if not bound or remote(bound) == 404:
+        raise RuntimeError(f"the REST API has no resource for contact {partner_id} ({bound})")
+    print(f"[smoke] REST: POST answered HTTP {log['response_status']}, external id {bound} stored")
     execute("res.partner", "write", [partner_id], {"email": "smoke@x.io"})
-    log = wait_for_log(partner_id, "update")
+    log = wait_for_log(config_id, partner_id, "update")
     print(f"[smoke] contact {partner_id} edited: event delivered (HTTP {log['response_status']})")
+    wait_for_log(rest_id, partner_id, "update")
+    if remote(bound).get("email") != "smoke@x.io":
+        raise RuntimeError(f"the update did not reach {resources}/{bound}: {remote(bound)}")
+    print(f"[smoke] REST: update sent to /resources/contacts/{bound}")
     execute("res.partner", "unlink", [partner_id])
-    wait_for_log(partner_id, "delete")
+    wait_for_log(config_id, partner_id, "delete")
     print(f"[smoke] contact {partner_id} deleted: event delivered")
+    wait_for_log(rest_id, partner_id, "delete")
+    if remote(bound) != 404 or external_id(partner_id):
+        raise RuntimeError(f"the deletion left {resources}/{bound} or its binding")
+    print(f"[smoke] REST: /resources/contacts/{bound} deleted, binding removed")
     print("[smoke] OK")
 
 
