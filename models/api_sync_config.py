@@ -133,7 +133,11 @@ class ApiSyncConfig(models.Model):
         help="Only records matching this domain are sent; the others are never sent.",
     )
     mapping_ids = fields.One2many(
-        "api.sync.field.mapping", "config_id", string="Field Mapping", copy=True
+        "api.sync.field.mapping",
+        "config_id",
+        string="Field Mapping",
+        domain=[("parent_line_id", "=", False)],  # the fields of Lines lines are theirs
+        copy=True,
     )
     log_ids = fields.One2many("api.sync.log", "config_id", string="Logs")
     action_ids = fields.One2many(
