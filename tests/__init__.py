@@ -12,3 +12,4 @@ from . import test_lock_conflicts
 from . import test_endpoint
 from . import test_trigger_modes
 from . import test_mapping_lines
+from . import test_lines_trigger
