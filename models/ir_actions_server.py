@@ -114,7 +114,10 @@ class IrActionsServer(models.Model):
         and of the documents that moved lines left."""
         config = self.api_sync_config_id
         path = tuple(self.api_sync_lines_path.split("."))
-        link = next(level[3] for level in config._line_levels() if level[0] == path)
+        links = {level[0]: level[3] for level in config._line_levels()}
+        if path not in links:  # its Lines line was removed: generating the rules again drops it
+            return
+        link = links[path]
         holders = [
             old_values[line.id][link]
             for line in lines

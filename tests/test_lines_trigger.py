@@ -159,6 +159,15 @@ class TestLinesRuleMode(LineTriggerCases, DeliveryCase):
         )
         self.assertEqual(self.config._generate_automation_rules(True, True, True), rules)
 
+    def test_the_rules_of_removed_lines_send_nothing_more(self):
+        self.config.mapping_ids.filtered(lambda mapped: mapped.target_key == "contacts").unlink()
+        self.ann.name = "Ann C."
+        self.assertEqual(self.events(), {self.ann: ("update", "name")})
+        rules = self.config._generate_automation_rules(True, True, True)
+        self.assertEqual(
+            set(rules.action_server_ids.mapped("api_sync_lines_path")), {False, "bank_ids"}
+        )
+
 
 @tagged("post_install", "-at_install")
 class TestLinesListenerMode(LineTriggerCases, DeliveryCase):
