@@ -165,6 +165,8 @@ class Base(models.AbstractModel):
     def create(self, vals_list):
         records = super().create(vals_list)
         listeners, line_listeners = self._api_sync_listeners()
+        if not (listeners or line_listeners):
+            return records
         configs = self.env["api.sync.config"].sudo()
         for config_id, _names in listeners:
             configs.browse(config_id)._listener_noted(records, "create")
@@ -210,6 +212,8 @@ class Base(models.AbstractModel):
 
     def unlink(self):
         listeners, line_listeners = self._api_sync_listeners() if self else ((), ())
+        if not (listeners or line_listeners):
+            return super().unlink()
         configs = self.env["api.sync.config"].sudo()
         for config_id, path, _names, _link in line_listeners:  # their documents, before they go
             configs.browse(config_id)._listener_lines_changed(path, self)

@@ -120,6 +120,17 @@ class LineTriggerCases:
             {self.ann: ("update", "name"), self.company: ("update", "child_ids")},
         )
 
+    def test_a_document_deleted_after_its_lines_sends_its_deletion_only(self):
+        bob_id = self.bob.id
+        self.env["res.partner.bank"].create({"partner_id": bob_id, "acc_number": "X2"})
+        self.env.cr.flush()
+        self.before = self.Log.search([]).ids
+        self.bob.bank_ids.unlink()
+        self.bob.unlink()
+        self.env.cr.flush()
+        logs = self.Log.search([("id", "not in", self.before), ("res_id", "=", bob_id)])
+        self.assertEqual(logs.mapped("operation"), ["delete"])
+
     def test_a_new_document_with_lines_sends_one_creation(self):
         carol = self.env["res.partner"].create(
             {"name": "Carol", "bank_ids": [Command.create({"acc_number": "NL01"})]}
