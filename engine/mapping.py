@@ -1,13 +1,15 @@
 """Turn values read from records into JSON payloads, following an admin's field mapping.
 
-The Odoo side reads each mapping line's source value in bulk and normalises it (see
-:func:`normalise` below for the accepted shapes); this module applies the transforms, defaults,
+The Odoo side reads each mapping line's source value in bulk and normalises it (plain values,
+:class:`Relation` for related records, lists of them for x2many fields, and for a ``lines`` line
+one list of child values per related record); this module applies the transforms, defaults,
 required checks and builds nested JSON from dotted target keys.
 """
 
 import datetime
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 TRANSFORMS = (
@@ -23,6 +25,7 @@ TRANSFORMS = (
     ("x2many_ids", "x2many: list of ids"),
     ("x2many_names", "x2many: list of display names"),
     ("constant", "Constant"),
+    ("lines", "Lines (list of objects)"),
 )
 TRANSFORM_KEYS = frozenset(key for key, _label in TRANSFORMS)
 
@@ -43,6 +46,7 @@ ACCEPTED_TYPES = {
     "many2one_name": frozenset({"many2one"}),
     "x2many_ids": X2MANY_TYPES,
     "x2many_names": X2MANY_TYPES,
+    "lines": X2MANY_TYPES,
 }
 
 
@@ -72,6 +76,8 @@ class MappingLine:
 
     ``field_type`` is the Odoo type of the last source segment (``None`` for constants).
     ``default`` is the parsed default value (see :func:`parse_default`), ``None`` when unset.
+    ``children`` are the lines of a ``lines`` line: their source paths start on the related
+    model and their target keys are relative to each object of the list.
     """
 
     source_path: tuple
@@ -81,6 +87,7 @@ class MappingLine:
     default: Any = None
     required: bool = False
     label: str = ""
+    children: tuple = ()
 
     @property
     def target_parts(self):
@@ -143,27 +150,7 @@ def validate_source_path(path, model, fields_of, transform):
     Returns the type of the last field. Raises :class:`ConfigurationError` naming the bad segment
     and the model it was looked up on.
     """
-    parts = split_path(path)
-    current = model
-    field_type = None
-    for position, segment in enumerate(parts):
-        fields = fields_of(current)
-        if segment not in fields:
-            raise ConfigurationError(
-                "source_path",
-                f"Source path {path!r}: model {current} has no field {segment!r}.",
-            )
-        field_type, comodel = fields[segment]
-        is_last = position == len(parts) - 1
-        if not is_last:
-            if field_type != "many2one":
-                raise ConfigurationError(
-                    "source_path",
-                    f"Source path {path!r}: segment {segment!r} on model {current} is a "
-                    f"{field_type} field; only many2one fields can be followed. "
-                    "End the path there and use an x2many transform for lists.",
-                )
-            current = comodel
+    field_type, _comodel = _walk(path, model, fields_of)
     if field_type in UNSUPPORTED_TYPES:
         raise ConfigurationError(
             "source_path",
@@ -178,6 +165,37 @@ def validate_source_path(path, model, fields_of, transform):
             f"it accepts {', '.join(sorted(accepted))} fields.",
         )
     return field_type
+
+
+def source_comodel(path, model, fields_of):
+    """The model the last field of ``path`` points to (``None`` for a plain field): the model
+    of the records a ``lines`` line lists, which its child lines' paths start from."""
+    return _walk(path, model, fields_of)[1]
+
+
+def _walk(path, model, fields_of):
+    """``(type, comodel)`` of the last field of ``path``, every segment checked."""
+    parts = split_path(path)
+    current = model
+    field_type = comodel = None
+    for position, segment in enumerate(parts):
+        fields = fields_of(current)
+        if segment not in fields:
+            raise ConfigurationError(
+                "source_path",
+                f"Source path {path!r}: model {current} has no field {segment!r}.",
+            )
+        field_type, comodel = fields[segment]
+        if position < len(parts) - 1:
+            if field_type != "many2one":
+                raise ConfigurationError(
+                    "source_path",
+                    f"Source path {path!r}: segment {segment!r} on model {current} is a "
+                    f"{field_type} field; only many2one fields can be followed. "
+                    "End the path there and use an x2many transform (or Lines) for lists.",
+                )
+            current = comodel
+    return field_type, comodel
 
 
 def validate_target_keys(keys):
@@ -309,8 +327,8 @@ def convert(line, value, record_label="record"):
     """Apply one mapping line to a source value; returns the JSON-ready value.
 
     Empty Odoo values (``False``, ``None``, empty lists) become the line's default, else ``null``;
-    but booleans are kept as ``false`` and x2many transforms give ``[]``. ``record_label`` (text,
-    or a function giving it) names the record in errors.
+    but booleans are kept as ``false`` and x2many transforms (lines too) give ``[]``.
+    ``record_label`` (text, or a function giving it) names the record in errors.
     """
     if line.transform == "constant":
         result = line.default
@@ -319,7 +337,7 @@ def convert(line, value, record_label="record"):
     elif _is_empty(value):
         if line.default is not None:
             result = line.default
-        elif line.transform in ("x2many_ids", "x2many_names") or (
+        elif line.transform in ("x2many_ids", "x2many_names", "lines") or (
             line.transform == "raw" and line.field_type in X2MANY_TYPES
         ):
             result = []
@@ -327,6 +345,11 @@ def convert(line, value, record_label="record"):
             result = False
         else:
             result = None
+    elif line.transform == "lines":
+        result = [
+            build_payload(line.children, item, partial(_item_label, record_label, line, index))
+            for index, item in enumerate(value)
+        ]
     else:
         try:
             result = CONVERTERS[line.transform](value, line.field_type)
@@ -344,10 +367,16 @@ def convert(line, value, record_label="record"):
     return result
 
 
-def build_payload(lines, values, record_label="record"):
-    """Build the nested payload of one record.
+def _item_label(record_label, line, index):
+    """Names the ``index``-th object of a lines line in errors, e.g. ``... > lines[2]``."""
+    return f"{_label(record_label)} > {line.target_key}[{index}]"
 
-    ``values`` holds one source value per line, in the same order as ``lines``.
+
+def build_payload(lines, values, record_label="record"):
+    """Build the nested payload of one record (or of one object of a lines list).
+
+    ``values`` holds one source value per line, in the same order as ``lines``; a ``lines``
+    line's value is a list holding, per related record, the values of its children.
     """
     payload = {}
     for line, value in zip(lines, values, strict=True):

@@ -11,3 +11,4 @@ from . import api_sync_config_dashboard
 from . import base
 from . import api_sync_log_attempt
 from . import api_sync_listener
+from . import api_sync_config_lines

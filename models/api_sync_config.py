@@ -133,7 +133,11 @@ class ApiSyncConfig(models.Model):
         help="Only records matching this domain are sent; the others are never sent.",
     )
     mapping_ids = fields.One2many(
-        "api.sync.field.mapping", "config_id", string="Field Mapping", copy=True
+        "api.sync.field.mapping",
+        "config_id",
+        string="Field Mapping",
+        domain=[("parent_line_id", "=", False)],  # the fields of Lines lines are theirs
+        copy=True,
     )
     log_ids = fields.One2many("api.sync.log", "config_id", string="Logs")
     action_ids = fields.One2many(
@@ -1173,7 +1177,10 @@ class ApiSyncConfig(models.Model):
         return action
 
     def _generate_automation_rules(self, on_create, on_update, on_delete):
-        """Create the standard automation rules calling this configuration; returns them."""
+        """Create the standard automation rules calling this configuration; returns them.
+
+        With updates, the models its Lines list get rules too (on save of a mapped line field,
+        on deletion) sending an update of the lines' documents."""
         self.ensure_one()
         if on_create and on_update:
             triggers = [("on_create_or_write", self.env._("on save"))]
@@ -1185,46 +1192,62 @@ class ApiSyncConfig(models.Model):
             triggers = []
         if on_delete:
             triggers.append(("on_unlink", self.env._("on deletion")))
-        model_fields = self.env["ir.model.fields"].search(
-            [
-                ("model_id", "=", self.model_id.id),
-                ("name", "in", sorted(self._mapped_field_names())),
-                ("store", "=", True),
+        # (model, lines path or "", watched fields, triggers), the configuration's own first
+        targets = [(self.model_name, "", self._mapped_field_names(), triggers)]
+        if on_update:
+            line_triggers = [
+                ("on_create_or_write", self.env._("on save")),
+                ("on_unlink", self.env._("on deletion")),
             ]
-        )
-        # generating again updates the rules generated before (one per kind: save, deletion)
+            targets += [
+                (model, ".".join(path), names, line_triggers)
+                for path, model, names, _link in self._line_levels()
+            ]
+        # generating again updates the rules generated before (per kind and lines path)
         generated = {
-            "delete" if rule.trigger == "on_unlink" else "save": rule
+            (
+                "delete" if rule.trigger == "on_unlink" else "save",
+                rule.action_server_ids[:1].api_sync_lines_path or "",
+            ): rule
             for rule in self.with_context(active_test=False).automation_ids
             if rule.trigger in GENERATED_TRIGGERS
             and all(action.api_sync_config_id == self for action in rule.action_server_ids)
         }
         rules = self.env["base.automation"]
-        for trigger, label in triggers:
-            name = self.env._("%(config)s: sync %(when)s", config=self.name, when=label)
-            values = {"name": name, "model_id": self.model_id.id, "trigger": trigger}
-            values["trigger_field_ids"] = [
-                Command.set(
-                    model_fields.ids if trigger in ("on_write", "on_create_or_write") else []
-                )
-            ]
-            rule = generated.pop("delete" if trigger == "on_unlink" else "save", None)
-            if rule:
-                rule.write({**values, "active": self.active})
-                rule.action_server_ids.name = name
-            else:
-                values["action_server_ids"] = [
-                    Command.create(
-                        {
-                            "name": name,
-                            "model_id": self.model_id.id,
-                            "state": "api_sync",
-                            "api_sync_config_id": self.id,
-                        }
+        for model_name, lines_path, names, model_triggers in targets:
+            model = self.env["ir.model"]._get(model_name)
+            model_fields = self.env["ir.model.fields"].search(
+                [("model_id", "=", model.id), ("name", "in", sorted(names)), ("store", "=", True)]
+            )
+            for trigger, label in model_triggers:
+                kind = "delete" if trigger == "on_unlink" else "save"
+                if lines_path:
+                    label = self.env._("%(when)s of %(lines)s lines", when=label, lines=lines_path)
+                name = self.env._("%(config)s: sync %(when)s", config=self.name, when=label)
+                values = {"name": name, "model_id": model.id, "trigger": trigger}
+                values["trigger_field_ids"] = [
+                    Command.set(
+                        model_fields.ids if trigger in ("on_write", "on_create_or_write") else []
                     )
                 ]
-                rule = self.env["base.automation"].create({**values, "active": self.active})
-            rules |= rule
+                rule = generated.pop((kind, lines_path), None)
+                if rule:
+                    rule.write({**values, "active": self.active})
+                    rule.action_server_ids.name = name
+                else:
+                    values["action_server_ids"] = [
+                        Command.create(
+                            {
+                                "name": name,
+                                "model_id": model.id,
+                                "state": "api_sync",
+                                "api_sync_config_id": self.id,
+                                "api_sync_lines_path": lines_path or False,
+                            }
+                        )
+                    ]
+                    rule = self.env["base.automation"].create({**values, "active": self.active})
+                rules |= rule
         for rule in generated.values():  # a kind no longer ticked (its action goes with it)
             rule.unlink()
         return rules

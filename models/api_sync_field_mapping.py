@@ -31,16 +31,40 @@ class ApiSyncFieldMapping(models.Model):
     _name = "api.sync.field.mapping"
     _description = "API Sync Field Mapping"
     _order = "config_id, sequence, id"
+    _rec_name = "target_key"
 
     config_id = fields.Many2one(
         "api.sync.config", string="Configuration", required=True, ondelete="cascade", index=True
     )
     company_id = fields.Many2one(related="config_id.company_id")
-    model_name = fields.Char(related="config_id.model_name")
+    parent_line_id = fields.Many2one(
+        "api.sync.field.mapping",
+        string="Lines Line",
+        ondelete="cascade",
+        index="btree_not_null",
+        help="The Lines (list of objects) line whose objects this line fills.",
+    )
+    child_line_ids = fields.One2many(
+        "api.sync.field.mapping",
+        "parent_line_id",
+        string="Line Fields",
+        copy=True,
+        help="What each object of the list holds: source paths start from the listed records "
+        "(e.g. product_id.default_code of an order line), target keys are keys of each object.",
+    )
+    model_name = fields.Char(
+        compute="_compute_model_name",
+        recursive=True,
+        string="Source Model",
+        help="The model the source path starts from: the configuration's model, or for the "
+        "fields of a Lines line the model of the records it lists.",
+    )
+    line_fields = fields.Char(compute="_compute_line_fields", string="Line Fields Summary")
     sequence = fields.Integer(default=10)
     source_path = fields.Char(
-        help="Dotted path from the synced record, e.g. parent_id.country_id.code. "
-        "Only many2one fields can be followed; x2many fields end a path.",
+        help="Dotted path from the synced record (from each listed record for the fields of a "
+        "Lines line), e.g. parent_id.country_id.code. Only many2one fields can be followed; "
+        "x2many fields end a path.",
     )
     target_key = fields.Char(
         required=True,
@@ -53,9 +77,34 @@ class ApiSyncFieldMapping(models.Model):
     )
     required = fields.Boolean(help="Refuse to send a record whose value is empty.")
 
+    @api.depends("config_id.model_name", "parent_line_id.model_name", "parent_line_id.source_path")
+    def _compute_model_name(self):
+        for line in self:
+            parent = line.parent_line_id
+            line.model_name = (
+                parent._listed_model() if parent else line.config_id.model_name
+            ) or False
+
+    @api.depends("child_line_ids.target_key")
+    def _compute_line_fields(self):
+        for line in self:
+            line.line_fields = ", ".join(filter(None, line.child_line_ids.mapped("target_key")))
+
+    def _listed_model(self):
+        """The model of the records this line's path lists (``None`` when it lists none)."""
+        if not (self.model_name and self.source_path):
+            return None
+        try:
+            return mapping.source_comodel(self.source_path, self.model_name, self._fields_of)
+        except mapping.ConfigurationError:
+            return None
+
     @api.model_create_multi
     def create(self, vals_list):
         self.env.registry.clear_cache()  # _mapped_field_names_cached
+        for vals in vals_list:  # the fields of a Lines line belong to its configuration
+            if vals.get("parent_line_id"):
+                vals["config_id"] = self.browse(vals["parent_line_id"]).config_id.id
         lines = super().create(vals_list)
         lines.config_id._check_can_change()  # defaults (also from the context) applied by now
         return lines
@@ -70,18 +119,21 @@ class ApiSyncFieldMapping(models.Model):
     def unlink(self):
         self.config_id._check_can_change()
         self.env.registry.clear_cache()
-        return super().unlink()
+        parents = self.parent_line_id - self
+        result = super().unlink()
+        parents.exists()._check_lines()  # a Lines line keeps at least one field
+        return result
 
     @api.onchange("source_path")
     def _onchange_source_path_suggest_transform(self):
         """Picking a field suggests the transform that fits its type (raw stays raw for the
         types it fits)."""
         for line in self:
-            if not line.source_path or not line.config_id.model_name:
+            if not line.source_path or not line.model_name:
                 continue
             try:
                 field_type = mapping.validate_source_path(
-                    line.source_path, line.config_id.model_name, line._fields_of, "raw"
+                    line.source_path, line.model_name, line._fields_of, "raw"
                 )
             except mapping.ConfigurationError:
                 continue
@@ -96,9 +148,10 @@ class ApiSyncFieldMapping(models.Model):
             if accepted is None or field_type in accepted
         ]
 
-    @api.constrains("source_path", "transform", "default_value", "config_id")
+    @api.constrains("source_path", "transform", "default_value", "config_id", "parent_line_id")
     def _check_source_path(self):
-        for line in self:
+        """Every line and the fields of its Lines (their paths start where its path ends)."""
+        for line in self._with_descendants():
             try:
                 mapping.parse_default(line.default_value)
             except mapping.ConfigurationError as exc:
@@ -136,21 +189,78 @@ class ApiSyncFieldMapping(models.Model):
                         error=exc,
                     )
                 ) from None
-            line.config_id._check_path_readable(line.source_path, line.transform)
+            line.config_id._check_path_readable(line._full_path(), line.transform)
 
-    @api.constrains("target_key", "config_id")
-    def _check_target_key(self):
-        for config in self.config_id:
-            try:
-                mapping.validate_target_keys(config.mapping_ids.mapped("target_key"))
-            except mapping.ConfigurationError as exc:
+    @api.constrains("transform", "parent_line_id", "child_line_ids", "config_id")
+    def _check_lines(self):
+        for line in self:
+            parent = line.parent_line_id
+            for lines_line in (line | parent).filtered("child_line_ids"):
+                if lines_line.transform != "lines":
+                    raise ValidationError(
+                        self.env._(
+                            "Mapping line %(key)r has Line Fields (%(fields)s): set its "
+                            "Transform to Lines (list of objects), or remove them.",
+                            key=lines_line.target_key,
+                            fields=lines_line.line_fields,
+                        )
+                    )
+            if parent and parent.config_id != line.config_id:
                 raise ValidationError(
                     self.env._(
-                        "Field mapping of %(config)s: %(error)s",
-                        config=config.display_name,
+                        "Mapping line %(key)r fills the objects of %(parent)r, a line of another "
+                        "configuration.",
+                        key=line.target_key,
+                        parent=parent.target_key,
+                    )
+                )
+            if line.transform == "lines" and not line.child_line_ids:
+                raise ValidationError(
+                    self.env._(
+                        "Mapping line %(key)r (Lines) needs Line Fields: add what each object "
+                        "of its list holds (e.g. product_id.default_code as sku).",
+                        key=line.target_key,
+                    )
+                )
+        if self._has_cycle("parent_line_id"):
+            raise ValidationError(
+                self.env._("A mapping line cannot be among the Line Fields of its own fields.")
+            )
+
+    @api.constrains("target_key", "config_id", "parent_line_id")
+    def _check_target_key(self):
+        siblings = {
+            line.parent_line_id.child_line_ids
+            if line.parent_line_id
+            else line.config_id.mapping_ids
+            for line in self
+        }
+        for lines in siblings:
+            try:
+                mapping.validate_target_keys(lines.mapped("target_key"))
+            except mapping.ConfigurationError as exc:
+                where = lines.parent_line_id[:1]
+                raise ValidationError(
+                    self.env._(
+                        "Field mapping of %(config)s%(lines)s: %(error)s",
+                        config=lines.config_id[:1].display_name,
+                        lines=self.env._(", Line Fields of %r", where.target_key) if where else "",
                         error=exc,
                     )
                 ) from None
+
+    def _with_descendants(self):
+        """These lines and the fields of their Lines, at any depth."""
+        lines = todo = self
+        while todo := todo.child_line_ids - lines:
+            lines |= todo
+        return lines
+
+    def _full_path(self):
+        """The source path from the configuration's model, through the Lines above it."""
+        self.ensure_one()
+        parent = self.parent_line_id
+        return f"{parent._full_path()}.{self.source_path}" if parent else self.source_path
 
     def _fields_of(self, model_name):
         return {
@@ -160,8 +270,15 @@ class ApiSyncFieldMapping(models.Model):
 
     def _source_field_type(self):
         self.ensure_one()
+        if not self.model_name:  # the path of its Lines line lists no records
+            self.parent_line_id._source_field_type()  # that line's own error first
+            raise mapping.ConfigurationError(
+                "source_path",
+                f"line {self.target_key!r} fills the objects of Lines line "
+                f"{self.parent_line_id.target_key!r}, whose source path lists no records.",
+            )
         return mapping.validate_source_path(
-            self.source_path, self.config_id.model_name, self._fields_of, self.transform
+            self.source_path, self.model_name, self._fields_of, self.transform
         )
 
     def _to_engine_line(self):
@@ -175,38 +292,41 @@ class ApiSyncFieldMapping(models.Model):
             default=mapping.parse_default(self.default_value),
             required=self.required,
             label=self.source_path or self.target_key,
+            children=tuple(line._to_engine_line() for line in self.child_line_ids.sorted())
+            if self.transform == "lines"
+            else (),
         )
 
     # -- bulk reading -------------------------------------------------------------------------
 
     @api.model
     def _read_source_values(self, records, lines):
-        """Source values of every line for every record, read with a bounded number of queries.
+        """Source values of every line for every record, read with a bounded number of queries
+        (the records of Lines lines too, level by level, whatever the number of records).
 
         Returns one list per record, each holding one normalised value per line: plain values as
         the ORM gives them, :class:`~..engine.mapping.Relation` for many2one and lists of them
-        for x2many fields.
+        for x2many fields, and for a Lines line one such list of its fields' values per listed
+        record.
         """
         tree = {}
+        self._add_to_tree(tree, lines)
+        self._prefetch_tree(records, tree)
+        return [self._line_values(record, lines) for record in records]
+
+    @api.model
+    def _add_to_tree(self, tree, lines):
+        """Merge the source paths of ``lines`` (and of their fields) into ``tree``."""
         for line in lines:
+            if not line.source_path:
+                continue
             node = tree
             for segment in line.source_path:
-                node = node.setdefault(segment, {"children": {}, "names": False})
-                last = node
-                node = node["children"]
-            if line.source_path and line.transform in NAME_TRANSFORMS:
+                last = node.setdefault(segment, {"children": {}, "names": False})
+                node = last["children"]
+            if line.transform in NAME_TRANSFORMS:
                 last["names"] = True
-        self._prefetch_tree(records, tree)
-        names_wanted = {line.source_path for line in lines if line.transform in NAME_TRANSFORMS}
-        return [
-            [
-                self._source_value(record, line.source_path, line.source_path in names_wanted)
-                if line.source_path
-                else None
-                for line in lines
-            ]
-            for record in records
-        ]
+            self._add_to_tree(node, line.children)
 
     @api.model
     def _prefetch_tree(self, records, tree):
@@ -218,7 +338,7 @@ class ApiSyncFieldMapping(models.Model):
         if not records or not tree:
             return
         records = records.browse(
-            list(dict.fromkeys(islice(chain(records._ids, records._prefetch_ids), PREFETCH_MAX)))
+            list(dict.fromkeys(chain(records._ids, islice(records._prefetch_ids, PREFETCH_MAX))))
         )
         records.fetch(list(tree))
         for fname, node in tree.items():
@@ -231,19 +351,26 @@ class ApiSyncFieldMapping(models.Model):
             self._prefetch_tree(related, node["children"])
 
     @api.model
-    def _source_value(self, record, path, with_names):
+    def _line_values(self, record, lines):
+        return [self._source_value(record, line) if line.source_path else None for line in lines]
+
+    @api.model
+    def _source_value(self, record, line):
         value = record
-        for segment in path[:-1]:
+        for segment in line.source_path[:-1]:
             value = value[segment]
             if not value:
                 return None
-        field = value._fields[path[-1]]
-        result = value[path[-1]]
+        field = value._fields[line.source_path[-1]]
+        result = value[field.name]
+        with_names = line.transform in NAME_TRANSFORMS
         if field.type == "many2one":
             if not result:
                 return None
             return mapping.Relation(result.id, result.display_name if with_names else None)
         if field.type in mapping.X2MANY_TYPES:
+            if line.transform == "lines":
+                return [self._line_values(item, line.children) for item in result]
             return [
                 mapping.Relation(item.id, item.display_name if with_names else None)
                 for item in result

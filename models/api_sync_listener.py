@@ -50,11 +50,12 @@ class ApiSyncConfig(models.Model):
     @api.model
     @tools.ormcache()
     def _listened_models(self):
-        """Names of the models that an active configuration in listener mode listens to."""
+        """Names of the models that an active configuration in listener mode listens to: its
+        model and the models of the records its Lines list."""
         configs = self.sudo().search([("trigger_mode", "=", "listener")])
-        return frozenset(
-            name for name in configs.mapped("model_name") if not name.startswith("api.sync.")
-        )
+        names = set(configs.mapped("model_name"))
+        names.update(level[1] for config in configs for level in config._line_levels())
+        return frozenset(name for name in names if not name.startswith("api.sync."))
 
     @api.model
     @tools.ormcache("model_name")
@@ -117,6 +118,13 @@ class ApiSyncConfig(models.Model):
         noted.update((self.id, record_id) for record_id in records.ids)
         self._sync_at_commit(records, operation, changed_fields)
 
+    def _listener_lines_changed(self, path, lines, old_holders=None):
+        """Note an update of the documents of ``lines`` (listed at ``path``), naming the
+        document's field that leads to them."""
+        documents = self._documents_of_lines(path, lines, old_holders)
+        if documents:
+            self._listener_noted(documents, "update", {path[0]})
+
     def _generated_rules(self):
         """The standard rules generated for this configuration (archived ones too)."""
         self.ensure_one()
@@ -143,29 +151,36 @@ class Base(models.AbstractModel):
     _inherit = "base"
 
     def _api_sync_listeners(self):
-        """The listeners of this model (see ``api.sync.config._listeners``), or ``()``: one
-        lookup in a cached frozenset for a model that nobody listens to."""
+        """The listeners of this model as a document and as a line (see
+        ``api.sync.config._listeners`` and ``_line_listeners``), or ``((), ())``: one lookup in a
+        cached frozenset for a model that nobody listens to."""
         if not self.pool.ready:  # loading modules: automation rules do not run either
-            return ()
+            return (), ()
         Config = self.env["api.sync.config"]
         if self._name not in Config._listened_models():
-            return ()
-        return Config._listeners(self._name)
+            return (), ()
+        return Config._listeners(self._name), Config._line_listeners(self._name)
 
     @api.model_create_multi
     def create(self, vals_list):
         records = super().create(vals_list)
-        listeners = self._api_sync_listeners()
-        if listeners:
-            configs = self.env["api.sync.config"].sudo()
-            for config_id, _names in listeners:
-                configs.browse(config_id)._listener_noted(records, "create")
+        listeners, line_listeners = self._api_sync_listeners()
+        if not (listeners or line_listeners):
+            return records
+        configs = self.env["api.sync.config"].sudo()
+        for config_id, _names in listeners:
+            configs.browse(config_id)._listener_noted(records, "create")
+        for config_id, path, _names, _link in line_listeners:
+            configs.browse(config_id)._listener_lines_changed(path, records)
         return records
 
     def write(self, vals):
-        listeners = self._api_sync_listeners() if self else ()
+        listeners, line_listeners = self._api_sync_listeners() if self else ((), ())
         # only the fields this write sets and a listener cares about are compared
         watched = {name for _id, names in listeners for name in names if name in vals}
+        watched.update(
+            name for _id, _path, names, _link in line_listeners for name in names if name in vals
+        )
         if not watched:
             return super().write(vals)
         records = self.sudo()
@@ -185,10 +200,23 @@ class Base(models.AbstractModel):
                 configs.browse(config_id)._listener_noted(
                     self.browse(record_ids), "update", changed
                 )
+        for config_id, path, names, link in line_listeners:
+            lines = records.browse(
+                [record_id for record_id, changed in changes.items() if changed & names]
+            )
+            # a line moved to another document leaves its old one too
+            holders = [old_values[line.id][link] for line in lines if link in changes[line.id]]
+            old_holders = holders[0].union(*holders[1:]) if holders else None
+            configs.browse(config_id)._listener_lines_changed(path, lines, old_holders)
         return result
 
     def unlink(self):
-        listeners = self._api_sync_listeners() if self else ()
+        listeners, line_listeners = self._api_sync_listeners() if self else ((), ())
+        if not (listeners or line_listeners):
+            return super().unlink()
+        configs = self.env["api.sync.config"].sudo()
+        for config_id, path, _names, _link in line_listeners:  # their documents, before they go
+            configs.browse(config_id)._listener_lines_changed(path, self)
         if listeners:  # the payload is captured now, before the records go
             noted = self.env.cr.precommit.data.get(NOTED_KEY)
             if noted:
@@ -197,7 +225,6 @@ class Base(models.AbstractModel):
                     for config_id, _names in listeners
                     for record_id in self.ids
                 )
-            configs = self.env["api.sync.config"].sudo()
             configs.browse([config_id for config_id, _names in listeners]).sync_record(
                 self, "delete"
             )

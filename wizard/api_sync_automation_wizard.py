@@ -13,7 +13,9 @@ class ApiSyncAutomationWizard(models.TransientModel):
     on_update = fields.Boolean(
         string="On update",
         default=True,
-        help="Watches the mapped fields: a save that changes none of them sends nothing.",
+        help="Watches the mapped fields: a save that changes none of them sends nothing. "
+        "With Lines, rules on the listed records' models send an update of their document when "
+        "a mapped line field changes or a line is created or deleted.",
     )
     on_delete = fields.Boolean(string="On deletion", default=True)
 

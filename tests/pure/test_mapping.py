@@ -18,7 +18,11 @@ FIELDS = {
         "color": ("integer", None),
         "ref_doc": ("reference", None),
     },
-    "res.country": {"code": ("char", None), "name": ("char", None)},
+    "res.country": {
+        "code": ("char", None),
+        "name": ("char", None),
+        "state_ids": ("one2many", "res.country.state"),
+    },
 }
 
 
@@ -83,7 +87,7 @@ def test_transforms(transform, field_type, value, expected):
 
 
 def test_every_transform_is_covered_by_a_converter_or_constant():
-    assert mapping.TRANSFORM_KEYS == set(mapping.CONVERTERS) | {"constant"}
+    assert mapping.TRANSFORM_KEYS == set(mapping.CONVERTERS) | {"constant", "lines"}
 
 
 def test_default_replaces_empty_values_only():
@@ -164,3 +168,76 @@ def test_target_keys_validation():
         mapping.validate_target_keys(["b", "b.c"])
     with pytest.raises(ConfigurationError, match="empty segment"):
         mapping.validate_target_keys(["a."])
+
+
+ORDER_LINES = MappingLine(
+    ("order_line",),
+    "lines",
+    "lines",
+    "one2many",
+    children=(
+        MappingLine(("product_id", "default_code"), "sku", "string", "char", required=True),
+        MappingLine(("product_uom_qty",), "quantity", "float", "float"),
+        MappingLine(("price_unit",), "price.unit", "raw", "float", default=0),
+    ),
+)
+
+
+def test_lines_become_a_list_of_objects_built_by_the_child_lines():
+    lines = [MappingLine(("name",), "name", "raw", "char"), ORDER_LINES]
+    payload = mapping.build_payload(lines, ["SO1", [["A1", 2, 9.5], ["B2", "3", False]]])
+    assert payload == {
+        "name": "SO1",
+        "lines": [
+            {"sku": "A1", "quantity": 2.0, "price": {"unit": 9.5}},
+            {"sku": "B2", "quantity": 3.0, "price": {"unit": 0}},
+        ],
+    }
+    assert mapping.build_payload(lines, ["SO2", []]) == {"name": "SO2", "lines": []}
+
+
+def test_lines_nest_two_levels_deep():
+    states = MappingLine(
+        ("state_ids",),
+        "states",
+        "lines",
+        "one2many",
+        children=(MappingLine(("code",), "code", "raw", "char"),),
+    )
+    countries = MappingLine(
+        ("country_ids",),
+        "countries",
+        "lines",
+        "many2many",
+        children=(MappingLine(("code",), "code", "raw", "char"), states),
+    )
+    payload = mapping.build_payload([countries], [[["BE", [["BRU"], ["VLG"]]], ["LU", []]]])
+    assert payload == {
+        "countries": [
+            {"code": "BE", "states": [{"code": "BRU"}, {"code": "VLG"}]},
+            {"code": "LU", "states": []},
+        ]
+    }
+
+
+def test_a_line_object_missing_a_required_value_is_named_by_its_position():
+    with pytest.raises(MappingError, match=r"SO1 \(sale.order,3\) > lines\[1\]: .*'sku'"):
+        mapping.build_payload(
+            [ORDER_LINES], [[["A1", 1, 1.0], [None, 1, 1.0]]], "SO1 (sale.order,3)"
+        )
+    required = MappingLine(("order_line",), "lines", "lines", "one2many", required=True)
+    with pytest.raises(MappingError, match="required field 'order_line'"):
+        mapping.convert(required, [])
+
+
+def test_lines_accept_x2many_fields_only_and_name_their_model():
+    fields_of = FIELDS.__getitem__
+    assert (
+        mapping.validate_source_path("child_ids", "res.partner", fields_of, "lines") == "one2many"
+    )
+    assert mapping.source_comodel("child_ids", "res.partner", fields_of) == "res.partner"
+    assert mapping.source_comodel("parent_id.country_id", "res.partner", fields_of) == "res.country"
+    assert mapping.source_comodel("name", "res.partner", fields_of) is None
+    with pytest.raises(ConfigurationError, match="Transform 'lines' cannot be applied") as info:
+        mapping.validate_source_path("parent_id", "res.partner", fields_of, "lines")
+    assert info.value.field == "transform"
