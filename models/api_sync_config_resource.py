@@ -269,7 +269,10 @@ class ApiSyncConfig(models.Model):
             names.update(resource.placeholders(self[fname]))
         names -= {resource.EXTERNAL_ID, resource.RECORD_ID}
         keys = names & self._target_keys()
-        lines = [self._placeholder_line(path) for path in sorted(names - keys)]
+        try:
+            lines = [self._placeholder_line(path) for path in sorted(names - keys)]
+        except ValidationError as exc:  # the mapping changed since the paths were saved
+            raise mapping.MappingError(exc.args[0]) from None
         readable = records.with_env(self._reader_env()).browse(records.ids)
         try:
             rows = self.env["api.sync.field.mapping"]._read_source_values(readable, lines)
@@ -305,7 +308,7 @@ class ApiSyncConfig(models.Model):
         payloads = [json.loads(vals["request_body"])["data"] for _record, vals in kept]
         try:
             values = self._placeholder_values(records.browse([r.id for r, _v in kept]), payloads)
-        except (mapping.MappingError, ValidationError):
+        except mapping.MappingError:
             return captured  # the delivery fails naming what is missing; the deletion goes on
         for (_record, vals), record_values in zip(kept, values, strict=True):
             vals["resource_values"] = json.dumps(record_values)

@@ -152,8 +152,7 @@ class ApiSyncLog(models.Model):
         if outcome.verdict != "done":
             if step.kind == "update" and missing:
                 outcome.error_message = self.env._(
-                    "%(error)s: the object %(external_id)s is no longer at the endpoint "
-                    "(Update of a Missing Object: Fail the event).",
+                    "%(error)s: the object %(external_id)s is no longer at the endpoint.",
                     error=outcome.error_message,
                     external_id=bound,
                 )

@@ -2,6 +2,7 @@ import json
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
+from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
@@ -233,6 +234,16 @@ class TestResourceRequests(ResourceCase):
         self.assertIn("{{ref}} has no value", log.failure_reason)
         self.assertFalse(self.rest.calls)
 
+    @mute_logger(LOG_MODULE)
+    def test_a_placeholder_whose_mapping_line_went_fails_the_event(self):
+        line = self.add_line("ref", "code")
+        self.config.create_path = "/by-code/{{code}}"
+        line.unlink()
+        log = self.sync(self.create_partner(ref="R1"), "create")
+        self.assertEqual((log.state, log.error_class), ("failed", "MappingError"))
+        self.assertIn("{{code}}", log.failure_reason)
+        self.assertFalse(self.rest.calls)
+
     def test_batch_sends_an_array_or_wraps_it(self):
         partners = self.create_partner() | self.create_partner(name="Bob Rest")
         self.config.send_batch(partners)
@@ -260,6 +271,23 @@ class TestResourceRequests(ResourceCase):
         )
         self.assertEqual(preview.request_line, f"PATCH {self.rest.url}/c1")
         self.assertEqual(json.loads(preview.payload), {"name": "Ada Rest", "email": "ada@x.io"})
+
+    def test_bindings_readable_by_users_removable_by_managers(self):
+        partner = self.created()
+        binding = self.binding(partner)
+        user = self.env["res.users"].create(
+            {
+                "name": "Sync Reader",
+                "login": "sync_reader_resource",
+                "groups_id": [(6, 0, [self.env.ref("api_sync.group_api_sync_user").id])],
+            }
+        )
+        self.assertEqual(binding.with_user(user).external_id, "c1")
+        with self.assertRaises(AccessError):
+            binding.with_user(user).unlink()
+        binding.unlink()  # a manager: the next update creates the object again
+        self.sync(partner, "update")
+        self.assertEqual(self.rest.lines(), ["POST /contacts"])
 
     def test_bindings_in_the_records_action_menu(self):
         actions = self.env["ir.actions.act_window"].search(
