@@ -20,6 +20,7 @@
         "views/api_sync_log_views.xml",
         "views/api_sync_log_recovery_views.xml",
         "views/api_sync_record_status_views.xml",
+        "views/api_sync_binding_views.xml",
         "views/api_sync_run_views.xml",
         "views/api_sync_field_mapping_views.xml",
         "views/api_sync_config_views.xml",

@@ -7,7 +7,7 @@ import random
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
@@ -30,7 +30,9 @@ class Outcome:
     """The result of one attempt.
 
     ``verdict`` is ``done``, ``retry`` (worth another attempt) or ``failed`` (never will be).
-    ``retry_after`` is the delay the server asked for, in seconds, if any.
+    ``retry_after`` is the delay the server asked for, in seconds, if any. ``response_data``
+    (the bytes read, not redacted: never stored) and ``location`` (the Location header) let a
+    create's caller find the id of the object it made.
     """
 
     verdict: str
@@ -41,6 +43,11 @@ class Outcome:
     error_message: str | None = None
     retry_after: float | None = None
     sent_headers: dict | None = None  # the request's headers, masked (set by the caller)
+    response_data: bytes = field(default=b"", repr=False)
+    location: str | None = None
+    # set by the caller: the request addressed one remote object, so a 410 says that object is
+    # gone, not the endpoint
+    object_url: bool = False
 
 
 def _guarded(connection_class):
@@ -202,7 +209,7 @@ def _declared_charset(content_type):
 
 
 def _excerpt(response, secrets, deadline, clock=time):
-    """The response as text, redacted, then cut to EXCERPT characters.
+    """The response as text, redacted, then cut to EXCERPT characters; and the bytes read.
 
     Decoded with the charset the response declares, else UTF-8 (never guessed): undecodable
     bytes become U+FFFD. Redaction comes before the cut, so no part of a secret is left.
@@ -219,8 +226,8 @@ def _excerpt(response, secrets, deadline, clock=time):
         longest = max((len(form) for form in secret_forms(secrets)), default=0)
         text = text[: max(len(text) - longest, 0)]
     if truncated or len(text) > EXCERPT:
-        return text[:EXCERPT] + "\n[… truncated]"
-    return text
+        return text[:EXCERPT] + "\n[… truncated]", data
+    return text, data
 
 
 def send(
@@ -277,10 +284,17 @@ def send(
         )
     status = response.status_code
     # a body trickled byte by byte does not hold the worker longer than twice the timeout
-    excerpt = _excerpt(response, secrets, started + 2 * timeout, clock)
+    excerpt, data = _excerpt(response, secrets, started + 2 * timeout, clock)
     duration_ms = int((clock.monotonic() - started) * 1000)
     if 200 <= status < 300:
-        return Outcome("done", status, excerpt, duration_ms)
+        return Outcome(
+            "done",
+            status,
+            excerpt,
+            duration_ms,
+            response_data=data,
+            location=response.headers.get("Location"),
+        )
     retryable = status in RETRYABLE_STATUSES or status >= 500
     return Outcome(
         "retry" if retryable else "failed",

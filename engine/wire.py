@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 
 from .mapping import iso_datetime
 
@@ -13,6 +14,26 @@ AUTH_SCHEMES = ("Basic", "Bearer", "Token", "Digest")
 OPERATION_TYPES = {"create": "created", "update": "updated", "delete": "deleted"}
 SECRET_PREFIX = "whsec_"
 SIGNATURE_TOLERANCE = 300  # seconds, as in the Standard Webhooks specification
+# headers api_sync sets itself (with the authentication's), and those the HTTP client computes
+OWN_HEADERS = (
+    "Content-Type",
+    "Idempotency-Key",
+    "User-Agent",
+    "Authorization",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+)
+TRANSPORT_HEADERS = (
+    "Host",
+    "Content-Length",
+    "Transfer-Encoding",
+    "Connection",
+    "Proxy-Authorization",
+    "Cookie",
+)
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?\Z")
 
 
 def utc_now():
@@ -113,15 +134,40 @@ def verify(secret, headers, body, now):
     raise ValueError("no webhook-signature matches")
 
 
+def extra_header_problem(name, value, taken=()):
+    """Why an admin's extra header cannot be sent (None when it can): an invalid name or value,
+    or a name clashing (case-insensitively) with a header api_sync sets, ``taken`` included."""
+    if not HEADER_NAME.match(name or ""):
+        return f"{name!r} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)."
+    for reserved in (*OWN_HEADERS, *TRANSPORT_HEADERS, *taken):
+        if name.lower() == reserved.lower():
+            return f"{name!r} is a header api_sync sets itself ({reserved})."
+    if not HEADER_VALUE.match(value or ""):
+        return (
+            f"the value of {name!r} must be printable ASCII text, without line breaks nor "
+            "leading or trailing spaces."
+        )
+    return None
+
+
 def headers_for(
-    event_id, body, timestamp, user_agent, auth=None, signing_secret=None, previous_secrets=()
+    event_id,
+    body,
+    timestamp,
+    user_agent,
+    auth=None,
+    signing_secret=None,
+    previous_secrets=(),
+    extra=None,
 ):
-    """Request headers; ``auth`` is the dict made by :func:`auth_headers`.
+    """Request headers; ``auth`` is the dict made by :func:`auth_headers`, ``extra`` the
+    admin's extra headers (api_sync's own headers win over them).
 
     ``previous_secrets`` (a rotation in progress) sign too: every signature goes in
     ``webhook-signature``, space separated, so receivers with either secret verify the request.
     """
     headers = {
+        **(extra or {}),
         "Content-Type": "application/json",
         "Idempotency-Key": event_id,
         "User-Agent": user_agent,

@@ -12,3 +12,7 @@ from . import base
 from . import api_sync_log_attempt
 from . import api_sync_listener
 from . import api_sync_config_lines
+from . import api_sync_config_resource
+from . import api_sync_log_resource
+from . import api_sync_binding
+from . import api_sync_request_header

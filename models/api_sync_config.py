@@ -288,24 +288,31 @@ class ApiSyncConfig(models.Model):
         Also refreshes the synced models' forms (their status button)."""
         self.env.registry.clear_cache("templates")
         self.env.registry.clear_cache()  # _synced_models
-        Action = self.env["ir.actions.act_window"].sudo()
-        wanted = self.sudo().search([("active", "=", True)]).model_id
-        actions = Action.search(
-            [("res_model", "=", "api.sync.log"), ("binding_model_id", "!=", False)]
+        self._sync_context_actions(
+            "api.sync.log",
+            self.env._("API Sync Logs"),
+            "('covers_res_id', 'in', active_ids)",
+            self.sudo().search([("active", "=", True)]).model_id,
         )
+
+    @api.model
+    def _sync_context_actions(self, res_model, name, record_domain, wanted):
+        """One context action opening ``res_model`` (filtered by ``record_domain`` and the
+        model) in the Action menu of each of the models ``wanted``, and none elsewhere."""
+        Action = self.env["ir.actions.act_window"].sudo()
+        actions = Action.search([("res_model", "=", res_model), ("binding_model_id", "!=", False)])
         stale = actions.filtered(lambda action: action.binding_model_id not in wanted)
         missing = wanted - (actions - stale).binding_model_id
         stale.unlink()
         Action.create(
             [
                 {
-                    "name": self.env._("API Sync Logs"),
-                    "res_model": "api.sync.log",
+                    "name": name,
+                    "res_model": res_model,
                     "view_mode": "list,form",
                     "binding_model_id": model.id,
                     "binding_view_types": "list,form",
-                    "domain": f"[('res_model', '=', {model.model!r}), "
-                    "('covers_res_id', 'in', active_ids)]",
+                    "domain": f"[('res_model', '=', {model.model!r}), {record_domain}]",
                     "context": "{'create': False}",
                     "groups_id": [Command.set(self.env.ref(USER_GROUP).ids)],
                 }
@@ -635,8 +642,9 @@ class ApiSyncConfig(models.Model):
             previous_secrets=config._previous_secrets(),
         )
 
-    def _send(self, event_id, body):
-        """One request carrying ``body`` (bytes) to the endpoint; returns its Outcome."""
+    def _send(self, event_id, body, method=None, url=None):
+        """One request carrying ``body`` (bytes) to the endpoint with the HTTP Method (or to
+        ``url``, an address of the endpoint's host, with ``method``); returns its Outcome."""
         config = self.sudo()
         try:
             policy = config._target_policy()
@@ -645,8 +653,8 @@ class ApiSyncConfig(models.Model):
         headers = config._request_headers(event_id, body, int(time.time()))
         secrets = config._secret_values()
         outcome = delivery.send(
-            config.http_method,
-            config.endpoint_url,
+            method or config.http_method,
+            url or config.endpoint_url,
             body,
             headers,
             config.timeout,

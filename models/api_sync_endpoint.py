@@ -317,7 +317,7 @@ class ApiSyncConfig(models.Model):
         """Record an attempt's outcome on the endpoint's state; returns an ``After``."""
         self.ensure_one()
         config = self.sudo()
-        if outcome.status == 410:
+        if outcome.status == 410 and not outcome.object_url:
             kind = "gone"
         elif outcome.verdict == "retry":
             kind = "failed"

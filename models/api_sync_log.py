@@ -377,7 +377,9 @@ class ApiSyncLog(models.Model):
                 return
         if not self._drop_superseded():
             return
-        outcome = config._send(self.idempotency_key, self.request_body.encode())
+        outcome = self._send_request()
+        if outcome is None:  # nothing to send (resource mode): the log says why
+            return
         after = self._endpoint_after(outcome, gate)  # endpoint health (api_sync_endpoint.py)
         attempt = self.attempt_count + 1
         values = {

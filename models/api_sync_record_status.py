@@ -33,6 +33,11 @@ class ApiSyncRecordStatus(models.Model):
     last_version = fields.Datetime(
         string="Last Version Sent", help="The record's update time carried by the last delivery."
     )
+    external_id = fields.Char(
+        string="External ID",
+        compute="_compute_external_id",
+        help="The id of the record's object at the endpoint (resource mode).",
+    )
 
     _sql_constraints = [
         ("record_unique", "UNIQUE(config_id, res_id)", "One status per record and configuration."),
@@ -48,6 +53,10 @@ class ApiSyncRecordStatus(models.Model):
         existing = readable_records(self)
         for status in self:
             status.record_ref = existing.get((status.res_model, status.res_id), False)
+
+    @api.depends("config_id", "res_id")
+    def _compute_external_id(self):
+        self.env["api.sync.binding"]._fill_external_ids(self)
 
     @api.model
     def _ensure(self, config, res_ids):
@@ -148,6 +157,7 @@ class ApiSyncRecordStatus(models.Model):
             "at": fields.Datetime.to_string(status.last_done_at or status.last_attempt_at),
             "config": status.config_id.display_name,
             "css": css.get(status.last_state, "text-muted"),
+            "external_id": status.external_id or None,
         }
 
     @api.model
@@ -163,7 +173,9 @@ class ApiSyncRecordStatus(models.Model):
 
     @api.model
     def get_sync_status(self, records, config=None):
-        """``{record id: {"state", "done_at", "log_id"}}`` of ``records`` for ``config``.
+        """``{record id: {"state", "done_at", "log_id", "config_id", "external_id"}}`` of
+        ``records`` for ``config`` (``external_id``: the id of the record's object at the
+        endpoint in resource mode, else None).
 
         With no config, the status of every configuration of the records' model is merged,
         keeping the most recent event. Records never synced are absent.
@@ -178,5 +190,6 @@ class ApiSyncRecordStatus(models.Model):
                 "done_at": status.last_done_at,
                 "log_id": status.last_log_id.id,
                 "config_id": status.config_id.id,
+                "external_id": status.external_id or None,
             }
         return result

@@ -13,3 +13,4 @@ from . import test_endpoint
 from . import test_trigger_modes
 from . import test_mapping_lines
 from . import test_lines_trigger
+from . import test_resource

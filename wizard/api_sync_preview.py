@@ -21,6 +21,9 @@ class ApiSyncPreview(models.TransientModel):
     )
     in_domain = fields.Boolean(compute="_compute_payload")
     payload = fields.Text(compute="_compute_payload")
+    request_line = fields.Char(
+        compute="_compute_payload", help="Resource mode: the method and URL the record goes to."
+    )
     error_message = fields.Text(compute="_compute_payload")
 
     @api.model
@@ -38,7 +41,7 @@ class ApiSyncPreview(models.TransientModel):
     @api.depends("config_id", "record_ref")
     def _compute_payload(self):
         for preview in self:
-            preview.payload = preview.error_message = False
+            preview.payload = preview.error_message = preview.request_line = False
             preview.in_domain = False
             record = preview.record_ref
             config = preview.config_id
@@ -53,6 +56,8 @@ class ApiSyncPreview(models.TransientModel):
             except ValidationError as exc:
                 preview.error_message = exc.args[0]
                 continue
+            if config.payload_format == "resource":
+                preview.request_line, data = config._preview_request(record, data)
             preview.payload = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
 
     def _refusal(self, config, record):
