@@ -229,6 +229,12 @@ class ApiSyncConfig(models.Model):
             headers.pop("Content-Type", None)
         return {**extra, **headers}
 
+    def _test_request(self, event_id):
+        """Resource mode: a ``GET`` of the endpoint URL, which creates nothing there."""
+        if self.payload_format == "resource":
+            return "GET", b""
+        return super()._test_request(event_id)
+
     def _operation_methods(self):
         return {kind: self[fname] for kind, fname in METHOD_FIELDS.items()}
 

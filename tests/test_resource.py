@@ -264,6 +264,12 @@ class TestResourceRequests(ResourceCase):
         self.sync(self.create_partner(), "create")
         self.assertEqual([call.headers["Accept-Version"] for call in self.rest.calls], ["2", "2"])
 
+    def test_test_connection_creates_nothing(self):
+        action = self.config.action_test_connection()
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertEqual(self.rest.lines(), ["GET /contacts"])
+        self.assertFalse(self.rest.objects)
+
     def test_preview_shows_the_request_line_and_the_object(self):
         partner = self.created()
         preview = self.env["api.sync.preview"].create(
