@@ -244,6 +244,11 @@ class ApiSyncConfig(models.Model):
             for kind, fname in PATH_FIELDS.items()
         }
 
+    def _external_id_needed(self):
+        """Whether an update or delete this configuration sends is addressed by external id."""
+        methods, needs = self._operation_methods(), self._needs_external_id()
+        return any(needs[kind] and methods[kind] != resource.NOT_SENT for kind in needs)
+
     def _request_url(self, kind, values):
         """The URL of a ``kind`` request; raises MissingValue."""
         return resource.join_url(

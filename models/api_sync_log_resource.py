@@ -164,6 +164,8 @@ class ApiSyncLog(models.Model):
         if step.kind == "create":
             text = outcome.response_data.decode(errors="replace")
             external_id = resource.external_id(text, config.external_id_path, outcome.location)
+        if not external_id and not config._external_id_needed():
+            return outcome  # its paths address it by its own values: nothing to bind
         if not external_id:
             outcome.verdict, outcome.error_class = "failed", "NoExternalId"
             outcome.error_message = self.env._(

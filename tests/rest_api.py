@@ -92,7 +92,7 @@ class RestApi:
             return (410 if object_id in self.gone else 404), {}, {"error": "not found"}
         if call.method in ("PATCH", "PUT"):
             self.objects[object_id] = json.loads(call.body or b"null")
-            return 200, {}, {"id": object_id}
+            return (204, {}, None) if self.id_style == "none" else (200, {}, {"id": object_id})
         if call.method == "DELETE":
             del self.objects[object_id]
             return 204, {}, None
