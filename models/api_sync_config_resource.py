@@ -134,12 +134,12 @@ class ApiSyncConfig(models.Model):
     )
     def _check_resource_requests(self):
         for config in self.filtered(lambda config: config.payload_format == "resource"):
+            keys = config._target_keys()
             for kind, fname in PATH_FIELDS.items():
                 try:
                     names = resource.check_template(config[fname], kind)
                 except resource.TemplateError as exc:
                     raise config._field_error(fname, exc) from None
-                keys = config._target_keys()
                 for name in names:
                     if name not in (resource.EXTERNAL_ID, resource.RECORD_ID, *keys):
                         config._placeholder_line(name, fname)
@@ -154,11 +154,14 @@ class ApiSyncConfig(models.Model):
         return ValidationError(
             self.env._(
                 "%(field)s of %(config)s: %(problem)s",
-                field=self._fields[fname].get_description(self.env)["string"],
+                field=self._field_label(fname),
                 config=self.display_name,
                 problem=problem,
             )
         )
+
+    def _field_label(self, fname):
+        return self._fields[fname].get_description(self.env)["string"]
 
     def _target_keys(self):
         return {line.target_key.strip() for line in self.mapping_ids if line.target_key}
@@ -261,7 +264,7 @@ class ApiSyncConfig(models.Model):
         bound = self._bound_external_id(record.id)
         step = resource.plan("update", bound, self._operation_methods(), {})
         if step.skip:
-            field = self._fields[METHOD_FIELDS[step.kind]].get_description(self.env)["string"]
+            field = self._field_label(METHOD_FIELDS[step.kind])
             return self.env._("(not sent: %(field)s is Do not send)", field=field), data
         try:
             (values,) = self._placeholder_values(record, [data])

@@ -7,6 +7,7 @@ from odoo import api, fields, models
 
 from ..engine import mapping, resource, wire
 from ..engine.delivery import Outcome
+from .api_sync_config_resource import METHOD_FIELDS, PATH_FIELDS
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
 
@@ -133,7 +134,7 @@ class ApiSyncLog(models.Model):
                 error_class="MissingValue",
                 error_message=self.env._(
                     "%(field)s: %(problem)s Fill it in on the record, or change the path.",
-                    field=config._fields[f"{step.kind}_path"].get_description(self.env)["string"],
+                    field=config._field_label(PATH_FIELDS[step.kind]),
                     problem=exc,
                 ),
             )
@@ -181,10 +182,9 @@ class ApiSyncLog(models.Model):
     def _not_sent(self, step):
         """Cancel an event its configuration does not send (the log says why)."""
         if step.skip == "disabled":
-            fname = f"{step.kind}_method"
             message = self.env._(
                 "Not sent: %(field)s is Do not send.",
-                field=self.config_id._fields[fname].get_description(self.env)["string"],
+                field=self.config_id._field_label(METHOD_FIELDS[step.kind]),
             )
         else:
             message = self.env._(
