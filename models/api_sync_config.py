@@ -1127,8 +1127,8 @@ class ApiSyncConfig(models.Model):
         self.ensure_one()
         self._check_manager()
         event_id = str(uuid.uuid4())
-        body = wire.encode(wire.ping_event(event_id, self.model_name, wire.utc_now()))
-        outcome = self._send(event_id, body)
+        method, body = self._test_request(event_id)
+        outcome = self._send(event_id, body, method=method)
         if outcome.verdict == "done":
             kind, title = "success", self.env._("Connection OK")
         else:
@@ -1149,6 +1149,11 @@ class ApiSyncConfig(models.Model):
                 "sticky": kind != "success",
             },
         }
+
+    def _test_request(self, event_id):
+        """``(method, body)`` of the connection test: the configured method (None) and a signed
+        ``api_sync.ping`` event."""
+        return None, wire.encode(wire.ping_event(event_id, self.model_name, wire.utc_now()))
 
     def action_preview_payload(self):
         self.ensure_one()

@@ -134,12 +134,12 @@ class ApiSyncConfig(models.Model):
     )
     def _check_resource_requests(self):
         for config in self.filtered(lambda config: config.payload_format == "resource"):
+            keys = config._target_keys()
             for kind, fname in PATH_FIELDS.items():
                 try:
                     names = resource.check_template(config[fname], kind)
                 except resource.TemplateError as exc:
                     raise config._field_error(fname, exc) from None
-                keys = config._target_keys()
                 for name in names:
                     if name not in (resource.EXTERNAL_ID, resource.RECORD_ID, *keys):
                         config._placeholder_line(name, fname)
@@ -154,11 +154,14 @@ class ApiSyncConfig(models.Model):
         return ValidationError(
             self.env._(
                 "%(field)s of %(config)s: %(problem)s",
-                field=self._fields[fname].get_description(self.env)["string"],
+                field=self._field_label(fname),
                 config=self.display_name,
                 problem=problem,
             )
         )
+
+    def _field_label(self, fname):
+        return self._fields[fname].get_description(self.env)["string"]
 
     def _target_keys(self):
         return {line.target_key.strip() for line in self.mapping_ids if line.target_key}
@@ -229,6 +232,12 @@ class ApiSyncConfig(models.Model):
             headers.pop("Content-Type", None)
         return {**extra, **headers}
 
+    def _test_request(self, event_id):
+        """Resource mode: a ``GET`` of the endpoint URL, which creates nothing there."""
+        if self.payload_format == "resource":
+            return "GET", b""
+        return super()._test_request(event_id)
+
     def _operation_methods(self):
         return {kind: self[fname] for kind, fname in METHOD_FIELDS.items()}
 
@@ -237,6 +246,11 @@ class ApiSyncConfig(models.Model):
             kind: resource.EXTERNAL_ID in resource.placeholders(self[fname])
             for kind, fname in PATH_FIELDS.items()
         }
+
+    def _external_id_needed(self):
+        """Whether an update or delete this configuration sends is addressed by external id."""
+        methods, needs = self._operation_methods(), self._needs_external_id()
+        return any(needs[kind] and methods[kind] != resource.NOT_SENT for kind in needs)
 
     def _request_url(self, kind, values):
         """The URL of a ``kind`` request; raises MissingValue."""
@@ -250,7 +264,7 @@ class ApiSyncConfig(models.Model):
         bound = self._bound_external_id(record.id)
         step = resource.plan("update", bound, self._operation_methods(), {})
         if step.skip:
-            field = self._fields[METHOD_FIELDS[step.kind]].get_description(self.env)["string"]
+            field = self._field_label(METHOD_FIELDS[step.kind])
             return self.env._("(not sent: %(field)s is Do not send)", field=field), data
         try:
             (values,) = self._placeholder_values(record, [data])

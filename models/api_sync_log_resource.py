@@ -7,6 +7,7 @@ from odoo import api, fields, models
 
 from ..engine import mapping, resource, wire
 from ..engine.delivery import Outcome
+from .api_sync_config_resource import METHOD_FIELDS, PATH_FIELDS
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
 
@@ -133,7 +134,7 @@ class ApiSyncLog(models.Model):
                 error_class="MissingValue",
                 error_message=self.env._(
                     "%(field)s: %(problem)s Fill it in on the record, or change the path.",
-                    field=config._fields[f"{step.kind}_path"].get_description(self.env)["string"],
+                    field=config._field_label(PATH_FIELDS[step.kind]),
                     problem=exc,
                 ),
             )
@@ -164,6 +165,8 @@ class ApiSyncLog(models.Model):
         if step.kind == "create":
             text = outcome.response_data.decode(errors="replace")
             external_id = resource.external_id(text, config.external_id_path, outcome.location)
+        if not external_id and not config._external_id_needed():
+            return outcome  # its paths address it by its own values: nothing to bind
         if not external_id:
             outcome.verdict, outcome.error_class = "failed", "NoExternalId"
             outcome.error_message = self.env._(
@@ -179,10 +182,9 @@ class ApiSyncLog(models.Model):
     def _not_sent(self, step):
         """Cancel an event its configuration does not send (the log says why)."""
         if step.skip == "disabled":
-            fname = f"{step.kind}_method"
             message = self.env._(
                 "Not sent: %(field)s is Do not send.",
-                field=self.config_id._fields[fname].get_description(self.env)["string"],
+                field=self.config_id._field_label(METHOD_FIELDS[step.kind]),
             )
         else:
             message = self.env._(

@@ -76,6 +76,8 @@ class RestApi:
         if not path.startswith(self.prefix):
             return 404, {}, {"error": "no such collection"}
         object_id = unquote(path[len(self.prefix) :].strip("/"))
+        if call.method == "GET" and not object_id:
+            return 200, {}, [{"id": key} for key in self.objects]
         if call.method == "POST" and not object_id:
             new_id = f"c{self.next_id}"
             self.next_id += 1
@@ -90,7 +92,7 @@ class RestApi:
             return (410 if object_id in self.gone else 404), {}, {"error": "not found"}
         if call.method in ("PATCH", "PUT"):
             self.objects[object_id] = json.loads(call.body or b"null")
-            return 200, {}, {"id": object_id}
+            return (204, {}, None) if self.id_style == "none" else (200, {}, {"id": object_id})
         if call.method == "DELETE":
             del self.objects[object_id]
             return 204, {}, None
@@ -122,7 +124,7 @@ class RestApi:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
             def log_message(self, format, *args):
                 """Quiet: the tests read ``calls``."""

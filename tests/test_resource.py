@@ -222,6 +222,26 @@ class TestResourceRequests(ResourceCase):
             ],
         )
 
+    def test_paths_by_a_key_of_ours_need_no_external_id(self):
+        self.add_line("ref", "code")
+        by_code = "/by-code/{{code}}"
+        self.config.write(
+            {
+                "create_method": "PUT",
+                "create_path": by_code,
+                "update_method": "PUT",
+                "update_path": by_code,
+                "delete_path": by_code,
+            }
+        )
+        self.rest.id_style = "none"  # 204, no id
+        self.rest.objects["by-code/R7"] = {}
+        partner = self.create_partner(ref="R7")
+        logs = self.sync(partner, "create") | self.sync(partner, "update")
+        self.assertEqual(logs.mapped("state"), ["done", "done"])
+        self.assertEqual(self.rest.lines(), ["PUT /contacts/by-code/R7"] * 2)
+        self.assertFalse(self.binding(partner))
+
     @mute_logger(LOG_MODULE)
     def test_an_empty_value_fails_the_event_with_a_clear_message(self):
         self.config.create_path = "/by-ref/{{ref}}"
@@ -263,6 +283,12 @@ class TestResourceRequests(ResourceCase):
         self.config.payload_format = "envelope"
         self.sync(self.create_partner(), "create")
         self.assertEqual([call.headers["Accept-Version"] for call in self.rest.calls], ["2", "2"])
+
+    def test_test_connection_creates_nothing(self):
+        action = self.config.action_test_connection()
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertEqual(self.rest.lines(), ["GET /contacts"])
+        self.assertFalse(self.rest.objects)
 
     def test_preview_shows_the_request_line_and_the_object(self):
         partner = self.created()
