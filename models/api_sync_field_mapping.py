@@ -114,14 +114,19 @@ class ApiSyncFieldMapping(models.Model):
         if vals.get("config_id"):
             self.config_id.browse(vals["config_id"])._check_can_change()
         self.env.registry.clear_cache()
-        return super().write(vals)
+        configs = self.config_id
+        result = super().write(vals)
+        (configs | self.config_id)._check_resource_requests()  # request paths use target keys
+        return result
 
     def unlink(self):
         self.config_id._check_can_change()
         self.env.registry.clear_cache()
         parents = self.parent_line_id - self
+        configs = self.config_id
         result = super().unlink()
         parents.exists()._check_lines()  # a Lines line keeps at least one field
+        configs.exists()._check_resource_requests()  # request paths use target keys
         return result
 
     @api.onchange("source_path")

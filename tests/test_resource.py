@@ -254,15 +254,15 @@ class TestResourceRequests(ResourceCase):
         self.assertIn("{{ref}} has no value", log.failure_reason)
         self.assertFalse(self.rest.calls)
 
-    @mute_logger(LOG_MODULE)
-    def test_a_placeholder_whose_mapping_line_went_fails_the_event(self):
+    def test_a_mapping_line_a_path_uses_cannot_go_or_change_its_key(self):
         line = self.add_line("ref", "code")
         self.config.create_path = "/by-code/{{code}}"
-        line.unlink()
-        log = self.sync(self.create_partner(ref="R1"), "create")
-        self.assertEqual((log.state, log.error_class), ("failed", "MappingError"))
-        self.assertIn("{{code}}", log.failure_reason)
-        self.assertFalse(self.rest.calls)
+        with self.assertRefused(r"Create Path .*unknown placeholder \{\{code\}\}"):
+            line.unlink()
+        with self.assertRefused(r"Create Path .*unknown placeholder \{\{code\}\}"):
+            line.target_key = "reference"
+        line.write({"transform": "string", "source_path": "email"})  # the key stays: fine
+        self.assertEqual((line.source_path, line.target_key), ("email", "code"))
 
     def test_batch_sends_an_array_or_wraps_it(self):
         partners = self.create_partner() | self.create_partner(name="Bob Rest")
