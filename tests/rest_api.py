@@ -2,34 +2,14 @@
 POST creates (answering their id), PATCH/PUT update and DELETE removes, 404 for unknown ids."""
 
 import json
-import threading
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    headers: dict
-    body: bytes
-    status: int = 0
-
-    @property
-    def json(self):
-        return json.loads(self.body)
+from ..engine.receiver import Receiver, Reply
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        """A client that gave up is expected here; nothing to report."""
-
-
-class RestApi:
-    """Objects live under ``prefix`` (``/contacts``): ``objects[id] = body``.
+class RestApi(Receiver):
+    """Objects live under ``prefix`` (``/contacts``): ``objects[id] = body``; ``calls`` are the
+    requests received (:class:`~..engine.receiver.Received`).
 
     ``id_style``: where a create answers the new id: ``body`` (``{"id": ...}``), ``nested``
     (``{"data": {"id": ...}}``), ``location`` (only a Location header) or ``none``. Ids in
@@ -38,40 +18,39 @@ class RestApi:
 
     def __init__(self, prefix="/contacts"):
         self.prefix = prefix
-        self.calls = []
         self.objects = {}
         self.gone = set()
         self.id_style = "body"
         self.next_id = 1
-        self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        super().__init__(policy=self._reply)
+        self.__enter__()
+
+    @property
+    def calls(self):
+        return self.received
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self._server.server_address[1]}{self.prefix}"
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def reset(self):
         with self._lock:
-            self.calls.clear()
+            self.received.clear()
             self.objects.clear()
             self.gone.clear()
             self.id_style = "body"
             self.next_id = 1
 
-    def close(self):
-        self._server.shutdown()
-        self._server.server_close()
-
     def lines(self):
         """The requests received, as ``METHOD /path`` lines."""
         return [f"{call.method} {call.path}" for call in self.calls]
 
+    def _reply(self, call):
+        status, headers, body = self._answer(call)
+        return Reply(status, headers, body="" if body is None else json.dumps(body))
+
     def _answer(self, call):
-        """``(status, headers, body)`` for a call."""
+        """The reply to a call (the receiver's policy, called under its lock)."""
         path = urlsplit(call.path).path
         if not path.startswith(self.prefix):
             return 404, {}, {"error": "no such collection"}
@@ -97,36 +76,3 @@ class RestApi:
             del self.objects[object_id]
             return 204, {}, None
         return 405, {}, {"error": "method not allowed"}
-
-    def _handler_class(self):
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                call = Call(
-                    self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
-                )
-                with api._lock:
-                    status, headers, body = api._answer(call)
-                    call.status = status
-                    api.calls.append(call)
-                payload = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                if payload:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-            def log_message(self, format, *args):
-                """Quiet: the tests read ``calls``."""
-
-        return Handler
