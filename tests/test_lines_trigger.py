@@ -1,6 +1,7 @@
 """A change of a mapped line field sends an update of its document, in both trigger modes:
 bank accounts (``res.partner.bank``) are the lines of contacts (``bank_ids``), and the contacts
-of a company (``child_ids``) list their own bank accounts (two levels)."""
+of a company (``child_ids``) list their own bank accounts (two levels); tags (``category_id``)
+are many2many lines."""
 
 from odoo import Command
 from odoo.tests import tagged
@@ -24,6 +25,7 @@ class LineTriggerCases:
         cls.add_line(
             **line("child_ids", "contacts", "lines", [line("name", "name"), accounts]), sequence=4
         )
+        cls.add_line(**line("category_id", "tags", "lines", [line("name", "name")]), sequence=5)
         if cls.mode == "rules":
             cls.config._generate_automation_rules(True, True, True)
         else:
@@ -131,6 +133,20 @@ class LineTriggerCases:
         logs = self.Log.search([("id", "not in", self.before), ("res_id", "=", bob_id)])
         self.assertEqual(logs.mapped("operation"), ["delete"])
 
+    def test_a_many2many_line_updates_every_document_listing_it(self):
+        tag = self.env["res.partner.category"].create({"name": "Gold"})
+        (self.ann | self.bob).category_id = tag
+        self.assertEqual(
+            self.events(),
+            {self.ann: ("update", "category_id"), self.bob: ("update", "category_id")},
+        )
+        self.before = self.Log.search([]).ids
+        tag.name = "Platinum"
+        self.assertEqual(
+            self.events(),
+            {self.ann: ("update", "category_id"), self.bob: ("update", "category_id")},
+        )
+
     def test_a_new_document_with_lines_sends_one_creation(self):
         carol = self.env["res.partner"].create(
             {"name": "Carol", "bank_ids": [Command.create({"acc_number": "NL01"})]}
@@ -157,6 +173,8 @@ class TestLinesRuleMode(LineTriggerCases, DeliveryCase):
                 ("res.partner.bank", "on_create_or_write", "child_ids.bank_ids"),
                 ("res.partner.bank", "on_unlink", "bank_ids"),
                 ("res.partner.bank", "on_unlink", "child_ids.bank_ids"),
+                ("res.partner.category", "on_create_or_write", "category_id"),
+                ("res.partner.category", "on_unlink", "category_id"),
             ],
         )
         save = line_rules.filtered(
@@ -176,7 +194,8 @@ class TestLinesRuleMode(LineTriggerCases, DeliveryCase):
         self.assertEqual(self.events(), {self.ann: ("update", "name")})
         rules = self.config._generate_automation_rules(True, True, True)
         self.assertEqual(
-            set(rules.action_server_ids.mapped("api_sync_lines_path")), {False, "bank_ids"}
+            set(rules.action_server_ids.mapped("api_sync_lines_path")),
+            {False, "bank_ids", "category_id"},
         )
 
 
@@ -186,5 +205,6 @@ class TestLinesListenerMode(LineTriggerCases, DeliveryCase):
 
     def test_the_line_models_are_listened_to(self):
         self.assertEqual(
-            self.config._listened_models(), frozenset({"res.partner", "res.partner.bank"})
+            self.config._listened_models(),
+            frozenset({"res.partner", "res.partner.bank", "res.partner.category"}),
         )

@@ -60,6 +60,19 @@ class TestTours(HttpCase, DeliveryCase):
         config = self.env["api.sync.config"].search([("name", "=", "Tour From Scratch")])
         self.assertEqual(len(config.automation_ids), 2)
 
+    def test_lines_are_mapped_in_dialogs(self):
+        self.start_tour(
+            f"/odoo/action-api_sync.action_api_sync_config/{self.config.id}",
+            "api_sync_mapping_lines",
+            login="admin",
+        )
+        accounts = self.config.mapping_ids.filtered(lambda line: line.transform == "lines")
+        self.assertEqual(accounts.source_path, "bank_ids")
+        self.assertEqual(
+            [(line.source_path, line.target_key) for line in accounts.child_line_ids],
+            [("acc_number", "number")],
+        )
+
     def test_edit_and_delete_a_contact_then_its_logs(self):
         self.prepare()
         rita = self.partners[3]

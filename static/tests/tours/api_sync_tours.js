@@ -204,3 +204,81 @@ registry.category("web_tour.tours").add("api_sync_failed_and_bulk_retry", {
         },
     ],
 });
+
+/** Pick ``fieldName`` in the source path selector of the active dialog. */
+function pickSourceField(fieldName) {
+    const dialog = ".o_dialog:not(.o_inactive_modal)";
+    return [
+        {
+            content: `open the field selector of the source path`,
+            trigger: `${dialog} div[name="source_path"] .o_model_field_selector`,
+            run: "click",
+        },
+        {
+            content: `pick ${fieldName}`,
+            trigger: `.o_model_field_selector_popover li[data-name="${fieldName}"] .o_model_field_selector_popover_item_name`,
+            run: "click",
+        },
+        {
+            content: "picked",
+            trigger: `${dialog} div[name="source_path"]:not(:has(.o_model_field_selector_warning))`,
+        },
+    ];
+}
+
+registry.category("web_tour.tours").add("api_sync_mapping_lines", {
+    steps: () => [
+        { content: "the mapping", trigger: '.nav-link[name="mapping"]', run: "click" },
+        {
+            content: "add a mapping line",
+            trigger: 'div[name="mapping_ids"] .o_field_x2many_list_row_add a',
+            run: "click",
+        },
+        ...pickSourceField("bank_ids"),
+        {
+            content: "Lines (list of objects)",
+            trigger: '.o_dialog:not(.o_inactive_modal) div[name="transform"] select',
+            run: 'select "lines"',
+        },
+        {
+            trigger: '.o_dialog:not(.o_inactive_modal) div[name="target_key"] input',
+            run: "edit accounts",
+        },
+        {
+            content: "add a Line Field",
+            trigger:
+                '.o_dialog:not(.o_inactive_modal) div[name="child_line_ids"] .o_field_x2many_list_row_add a',
+            run: "click",
+        },
+        {
+            content: "a second dialog, for the Line Field",
+            trigger: '.o_dialog:not(.o_inactive_modal) .modal-title:contains("Line Fields")',
+        },
+        // the selector offers the fields of a bank account, the listed model
+        ...pickSourceField("acc_number"),
+        {
+            trigger: '.o_dialog:not(.o_inactive_modal) div[name="target_key"] input',
+            run: "edit number",
+        },
+        {
+            content: "save the Line Field",
+            trigger: '.o_dialog:not(.o_inactive_modal):contains("Line Fields") .o_form_button_save',
+            run: "click",
+        },
+        {
+            content: "listed in its Lines line",
+            trigger: '.o_dialog div[name="child_line_ids"] .o_data_row:contains("acc_number")',
+        },
+        {
+            content: "save the Lines line",
+            trigger: ".o_dialog:not(.o_inactive_modal) .o_form_button_save",
+            run: "click",
+        },
+        {
+            content: "listed with its Line Fields",
+            trigger: 'div[name="mapping_ids"] .o_data_row:contains("accounts"):contains("number")',
+        },
+        { content: "save", trigger: ".o_form_button_save", run: "click" },
+        { content: "saved", trigger: ".o_form_saved" },
+    ],
+});
