@@ -8,6 +8,7 @@ from odoo.tools import mute_logger
 
 from .delivery_common import DeliveryCase
 from .rest_api import RestApi
+from .test_mapping_lines import line
 
 LOG_MODULE = "odoo.addons.api_sync.models.api_sync_log"
 
@@ -93,6 +94,19 @@ class TestResourceRequests(ResourceCase):
         self.assertNotIn("Content-Type", self.rest.calls[1].headers)
         self.assertEqual((log.state, log.response_status), ("done", 204))
         self.assertFalse(self.binding(partner), "removed once its delete was delivered")
+
+    def test_a_document_with_lines_is_one_object_with_a_list(self):
+        self.add_line(**line("bank_ids", "accounts", "lines", [line("acc_number", "number")]))
+        partner = self.create_partner()
+        account = self.env["res.partner.bank"].create(
+            {"partner_id": partner.id, "acc_number": "B1"}
+        )
+        self.sync(partner, "create")
+        account.acc_number = "B2"
+        self.sync(partner, "update")
+        self.assertEqual(self.rest.lines(), ["POST /contacts", "PATCH /contacts/c1"])
+        sent = [call.json["accounts"] for call in self.rest.calls]
+        self.assertEqual(sent, [[{"number": "B1"}], [{"number": "B2"}]])
 
     def test_upsert_an_update_of_an_unbound_record_creates_it(self):
         partner = self.create_partner()
