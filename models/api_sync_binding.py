@@ -2,29 +2,14 @@
 
 from odoo import api, fields, models
 
-from .api_sync_log import readable_records
-
 
 class ApiSyncBinding(models.Model):
     _name = "api.sync.binding"
+    _inherit = "api.sync.record.mixin"
     _description = "API Sync External ID"
     _order = "id desc"
     _rec_name = "external_id"
 
-    config_id = fields.Many2one(
-        "api.sync.config", string="Configuration", required=True, ondelete="cascade", index=True
-    )
-    company_id = fields.Many2one(related="config_id.company_id", store=True)
-    res_model = fields.Char(string="Model", required=True, index=True)
-    res_id = fields.Many2oneReference(
-        string="Record ID", model_field="res_model", required=True, index=True
-    )
-    record_ref = fields.Reference(
-        selection="_selection_record_model",
-        string="Record",
-        compute="_compute_record_ref",
-        help="The record, while it exists and you may read it.",
-    )
     external_id = fields.Char(
         string="External ID",
         required=True,
@@ -41,17 +26,6 @@ class ApiSyncBinding(models.Model):
             "A record has one external id per configuration.",
         ),
     ]
-
-    @api.model
-    def _selection_record_model(self):
-        return self.env["api.sync.log"]._selection_record_model()
-
-    @api.depends("res_model", "res_id")
-    @api.depends_context("uid")
-    def _compute_record_ref(self):
-        existing = readable_records(self)
-        for binding in self:
-            binding.record_ref = existing.get((binding.res_model, binding.res_id), False)
 
     @api.model
     def _fill_external_ids(self, rows):

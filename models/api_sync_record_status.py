@@ -2,30 +2,18 @@
 
 from odoo import api, fields, models
 
-from .api_sync_log import LOG_STATES, readable_records
+from .api_sync_log import LOG_STATES
 
 
 class ApiSyncRecordStatus(models.Model):
     _name = "api.sync.record.status"
+    _inherit = "api.sync.record.mixin"
     _description = "API Sync Record Status"
     _order = "id desc"
     _rec_name = "record_name"
 
-    config_id = fields.Many2one(
-        "api.sync.config", string="Configuration", required=True, ondelete="cascade", index=True
-    )
-    company_id = fields.Many2one(related="config_id.company_id", store=True)
-    res_model = fields.Char(string="Model", required=True, index=True)
-    res_id = fields.Many2oneReference(
-        string="Record ID", model_field="res_model", required=True, index=True
-    )
     record_name = fields.Char(string="Record")
-    record_ref = fields.Reference(
-        selection="_selection_record_model",
-        string="Open Record",
-        compute="_compute_record_ref",
-        help="The record, while it exists and you may read it.",
-    )
+    record_ref = fields.Reference(string="Open Record")
     last_log_id = fields.Many2one("api.sync.log", string="Last Event", ondelete="set null")
     last_state = fields.Selection(LOG_STATES)
     last_attempt_at = fields.Datetime(string="Last Attempt")
@@ -42,17 +30,6 @@ class ApiSyncRecordStatus(models.Model):
     _sql_constraints = [
         ("record_unique", "UNIQUE(config_id, res_id)", "One status per record and configuration."),
     ]
-
-    @api.model
-    def _selection_record_model(self):
-        return self.env["api.sync.log"]._selection_record_model()
-
-    @api.depends("res_model", "res_id")
-    @api.depends_context("uid")
-    def _compute_record_ref(self):
-        existing = readable_records(self)
-        for status in self:
-            status.record_ref = existing.get((status.res_model, status.res_id), False)
 
     @api.depends("config_id", "res_id")
     def _compute_external_id(self):
