@@ -21,8 +21,7 @@ from .api_sync_run import checkpoint_label
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
 PENDING_KEY = "api_sync.pending"
-RECORDS_PER_JOB = 20
-GROUP_SECONDS = 60  # the worst case of one job: its events all time out
+RECORDS_PER_JOB = 50  # a job's attempts are bounded in time by api.sync.log._deliver
 # what the writer's commit reads of a configuration (one query for them all)
 CONFIG_FIELDS = [
     "active",
@@ -652,9 +651,10 @@ class ApiSyncConfig(models.Model):
         outcome.sent_headers = wire.masked_headers(headers, secrets)
         return outcome
 
-    def _record_body(self, event_id, record, operation, changed_fields, timestamp):
-        """The event body of one record, mapped from its current values."""
-        (data,) = self._outbound_payloads(record)
+    def _record_body(self, event_id, record, operation, changed_fields, timestamp, data=None):
+        """The event body of one record, mapped from its current values (``data``: already)."""
+        if data is None:
+            (data,) = self._outbound_payloads(record)
         return wire.record_event(
             event_id,
             record._name,
@@ -874,9 +874,9 @@ class ApiSyncConfig(models.Model):
         return captured
 
     def _records_per_job(self):
-        """Record events share jobs in small groups: a group's attempts, at this timeout each,
-        stay well within a worker's time limit."""
-        return max(1, min(RECORDS_PER_JOB, int(GROUP_SECONDS // max(self.timeout or 10, 1))))
+        """Record events share jobs in groups: their bookkeeping is done in bulk, and a group
+        queues what it did not reach within ``GROUP_SECONDS`` as another job."""
+        return RECORDS_PER_JOB
 
     def _merge_into_pending(self, records, changed_fields):
         """Fold an update into the record's event that is queued and not yet attempted.
