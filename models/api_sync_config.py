@@ -22,6 +22,7 @@ from .api_sync_run import checkpoint_label
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
 PENDING_KEY = "api_sync.pending"
 RECORDS_PER_JOB = 50  # a job's attempts are bounded in time by api.sync.log._deliver
+BATCH_RECORDS_PER_JOB = 1000  # batches of a send_batch share jobs up to about this many records
 # what the writer's commit reads of a configuration (one query for them all)
 CONFIG_FIELDS = [
     "active",
@@ -666,10 +667,13 @@ class ApiSyncConfig(models.Model):
             timestamp,
         )
 
-    def _batch_body(self, event_id, records, timestamp):
-        """The body of a batch, and ``{record: MappingError}`` for the records left out."""
+    def _batch_body(self, event_id, records, timestamp, payloads=None):
+        """The body of a batch, and ``{record: MappingError}`` for the records left out
+        (``payloads``: the records' payloads or MappingErrors, already mapped)."""
         items, failures = [], {}
-        for record, data in zip(records, self._payloads_or_errors(records), strict=True):
+        if payloads is None:
+            payloads = self._payloads_or_errors(records)
+        for record, data in zip(records, payloads, strict=True):
             if isinstance(data, mapping.MappingError):
                 failures[record] = data
             else:
@@ -878,6 +882,10 @@ class ApiSyncConfig(models.Model):
         queues what it did not reach within ``GROUP_SECONDS`` as another job."""
         return RECORDS_PER_JOB
 
+    def _batches_per_job(self):
+        """Batch events of one call share jobs too, up to ``BATCH_RECORDS_PER_JOB`` records."""
+        return max(1, BATCH_RECORDS_PER_JOB // max(self.batch_size, 1))
+
     def _merge_into_pending(self, records, changed_fields):
         """Fold an update into the record's event that is queued and not yet attempted.
 
@@ -947,8 +955,7 @@ class ApiSyncConfig(models.Model):
             for chunk in split_every(self.batch_size, records.ids, records.browse)
         ]
         logs = Log.create(values)
-        for log in logs:
-            log._enqueue()
+        logs._enqueue()
         return logs
 
     # -- scheduled batch sync -------------------------------------------------------------------

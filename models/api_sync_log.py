@@ -57,7 +57,8 @@ class Capture:
 class DeliveryGroup:
     """What the deliveries of one job share: the work around their requests, done in bulk."""
 
-    captures: dict  # {(config id, record id): Capture} of the events without a body yet
+    captures: dict  # {(config id, record id): Capture} of the record events without a body yet
+    batches: dict  # {log id: (records, their payloads or MappingErrors)} of such batch events
     versions: dict  # {(config id, record id): last version delivered}
     attempts: list = dataclasses.field(default_factory=list)  # attempt lines to create
     changed: list = dataclasses.field(default_factory=list)  # ids of logs whose status changed
@@ -272,9 +273,13 @@ class ApiSyncLog(models.Model):
             group._store_job(job_uuid, eta)
 
     def _job_groups(self):
-        """Record events share jobs in small groups: a group's attempts, at the
-        configuration's timeout each, stay well within a worker's time limit."""
-        size = self.config_id[:1]._records_per_job()
+        """Events share jobs in groups (see ``_deliver``): record events, and batch events of
+        one call."""
+        config = self.config_id[:1]
+        if self[:1].operation == "batch":
+            size = config._batches_per_job()
+        else:
+            size = config._records_per_job()
         return [self.browse(ids) for ids in split_every(size, self.ids)]
 
     def _store_job(self, job_uuid, eta=None):
@@ -370,7 +375,11 @@ class ApiSyncLog(models.Model):
 
     def _start_group(self):
         """The state the deliveries of these logs share (see ``DeliveryGroup``)."""
-        return DeliveryGroup(captures=self._read_records(), versions=self._delivered_versions())
+        return DeliveryGroup(
+            captures=self._read_records(),
+            batches=self._map_batches(),
+            versions=self._delivered_versions(),
+        )
 
     def _finish_group(self, group):
         """Write what the group's deliveries did: their attempt lines and records' status."""
@@ -409,6 +418,29 @@ class ApiSyncLog(models.Model):
         except Exception:  # noqa: BLE001 - each event meets the error again, and records it
             return {}
         return captures
+
+    def _map_batches(self):
+        """``{log id: (records, payloads or MappingErrors)}`` of the batch events without a body
+        yet: their records mapped together. Empty when that fails (each batch then maps its
+        own records and fails alone)."""
+        todo = self.filtered(lambda log: log.operation == "batch" and not log.request_body)
+        batches = {}
+        try:
+            with self.env.cr.savepoint(flush=False):
+                for (config, model_name), logs in todo.grouped(
+                    lambda log: (log.config_id, log.res_model)
+                ).items():
+                    ids = [res_id for log in logs for res_id in log._res_ids()]
+                    records = self.env[model_name].browse(ids).exists()
+                    payloads = dict(
+                        zip(records.ids, config._payloads_or_errors(records), strict=True)
+                    )
+                    for log in logs:
+                        mine = records.browse([i for i in log._res_ids() if i in payloads])
+                        batches[log.id] = (mine, [payloads[i] for i in mine.ids])
+        except Exception:  # noqa: BLE001 - each batch meets the error again, and records it
+            return {}
+        return batches
 
     def _delivered_versions(self):
         """``{(config id, record id): last version delivered}`` of these events' records."""
@@ -589,8 +621,14 @@ class ApiSyncLog(models.Model):
         """Freeze the body at the first attempt, from the record as it is now."""
         config = self.config_id
         if self.operation == "batch":
-            records = self.env[self.res_model].browse(self._res_ids()).exists()
-            body, failures = config._batch_body(self.idempotency_key, records, self.create_date)
+            group = self.env.context.get(GROUP_KEY)
+            records, payloads = (group and group.batches.get(self.id)) or (
+                self.env[self.res_model].browse(self._res_ids()).exists(),
+                None,
+            )
+            body, failures = config._batch_body(
+                self.idempotency_key, records, self.create_date, payloads
+            )
             self._split_failures(failures)
             self.sent_count = len(body["records"])
             if not body["records"]:
@@ -658,7 +696,11 @@ class ApiSyncLog(models.Model):
         """Around the capture of the body: a savepoint, unless the job's group already read
         the record (the capture then runs no statement)."""
         group = self.env.context.get(GROUP_KEY)
-        if group and (self.config_id.id, self.res_id) in group.captures:
+        if group and (
+            self.id in group.batches
+            if self.operation == "batch"
+            else (self.config_id.id, self.res_id) in group.captures
+        ):
             return contextlib.nullcontext()
         return self.env.cr.savepoint(flush=False)
 

@@ -85,13 +85,13 @@ class ApiSyncRecordStatus(models.Model):
         """Reflect the latest state of ``logs`` on their records' status rows: one upsert per
         configuration, the same as one per log in order (a record's later log wins)."""
         rows = defaultdict(dict)  # {config: {record id: row}}
+        batch_names = self._batch_names(logs.filtered(lambda log: log.operation == "batch"))
         for log in logs:
             versions = log._record_versions()
             if not versions:
                 continue
             if log.operation == "batch":
-                records = self.env[log.res_model].sudo().browse(list(versions)).exists()
-                names = {record.id: record.display_name for record in records}
+                names = batch_names[log.res_model]
             else:
                 names = dict.fromkeys(versions, log.record_name or None)
             done = log.state == "done"
@@ -139,6 +139,21 @@ class ApiSyncRecordStatus(models.Model):
                 },
             )
         self.invalidate_model()
+
+    @api.model
+    def _batch_names(self, logs):
+        """``{model: {record id: name}}`` of the existing records the batches ``logs`` carry,
+        read together."""
+        ids = defaultdict(set)
+        for log in logs:
+            ids[log.res_model].update(log._record_versions())
+        return {
+            model_name: {
+                record.id: record.display_name
+                for record in self.env[model_name].sudo().browse(list(res_ids)).exists()
+            }
+            for model_name, res_ids in ids.items()
+        }
 
     @api.model
     def get_status_summary(self, res_model, res_id):

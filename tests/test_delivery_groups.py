@@ -82,6 +82,20 @@ class TestDeliveryGroups(DeliveryCase):
         (later,) = self.jobs() - jobs_before
         self.assertEqual(set(logs[1:].mapped("job_uuid")), {later.uuid}, "one job for the rest")
 
+    def test_the_batches_of_one_call_share_a_job(self):
+        self.config.batch_size = 2
+        partners = self.partners(5)
+        jobs_before = self.jobs()
+        logs = self.config.send_batch(partners)
+        self.assertEqual(len(logs), 3)
+        self.assertEqual(len(self.jobs() - jobs_before), 1)
+        self.run_jobs()
+        self.assertEqual(set(logs.mapped("state")), {"done"})
+        carried = [item["record_id"] for r in self.receiver.received for item in r.json["records"]]
+        self.assertEqual(carried, partners.ids)
+        statuses = self.env["api.sync.record.status"].get_sync_status(partners, self.config)
+        self.assertEqual({status["state"] for status in statuses.values()}, {"done"})
+
 
 @tagged("post_install", "-at_install")
 class TestGroupLockConflict(LoopbackRequests, CommittedEventsCase):
