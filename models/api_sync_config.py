@@ -4,7 +4,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from functools import partial
+from functools import cache, partial
 from urllib.parse import urlparse
 
 import psycopg2
@@ -46,6 +46,12 @@ SCHEDULE_FIELDS = {
     "schedule_interval_type",
 }
 INTERVAL_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
+
+
+@cache
+def user_agent():
+    """The User-Agent of api_sync's requests (the manifest is read once per process)."""
+    return f"Odoo-api_sync/{get_manifest('api_sync').get('version', '')}"
 
 
 class ApiSyncConfig(models.Model):
@@ -598,7 +604,7 @@ class ApiSyncConfig(models.Model):
 
     @api.model
     def _user_agent(self):
-        return f"Odoo-api_sync/{get_manifest('api_sync').get('version', '')}"
+        return user_agent()
 
     def _secret_values(self):
         """Every credential of this configuration, and the headers made from them."""

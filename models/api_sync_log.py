@@ -375,10 +375,9 @@ class ApiSyncLog(models.Model):
 
     def _start_group(self):
         """The state the deliveries of these logs share (see ``DeliveryGroup``)."""
+        captures, batches = self._read_records()
         return DeliveryGroup(
-            captures=self._read_records(),
-            batches=self._map_batches(),
-            versions=self._delivered_versions(),
+            captures=captures, batches=batches, versions=self._delivered_versions()
         )
 
     def _finish_group(self, group):
@@ -388,58 +387,59 @@ class ApiSyncLog(models.Model):
         changed.with_context(**{GROUP_KEY: None})._update_status()
 
     def _read_records(self):
-        """``{(config id, record id): Capture}`` of the record events without a body yet: their
-        records read and mapped together. Empty when that fails: each event then reads its
-        own record and fails alone."""
-        todo = self.filtered(
-            lambda log: log.res_id and log.operation != "batch" and not log.request_body
-        )
-        captures = {}
+        """The records of the events without a body yet, read and mapped together:
+        ``({(config id, record id): Capture}, {batch log id: (records, payloads or
+        MappingErrors)})``. Both empty when that fails: each event then reads its own records
+        and fails alone."""
+        captures, batches = {}, {}
+        todo = self.filtered(lambda log: log.res_id or log.operation == "batch")
         try:
             with self.env.cr.savepoint(flush=False):
-                for (config, model_name), logs in todo.grouped(
-                    lambda log: (log.config_id, log.res_model)
-                ).items():
-                    records = self.env[model_name].browse(logs.mapped("res_id")).exists()
-                    readable = config._split_readable(records)[0]
-                    payloads = dict(
-                        zip(readable.ids, config._payloads_or_errors(readable), strict=True)
-                    )
-                    for record in records:
-                        captures[config.id, record.id] = Capture(
-                            record,
-                            record.id in payloads,
-                            payloads.get(record.id),
-                            record.display_name if record.id in payloads else None,
-                            record.write_date,
-                        )
-                    for res_id in set(logs.mapped("res_id")) - set(records.ids):
-                        captures[config.id, res_id] = Capture(None)
+                for (config, model_name), logs in (
+                    todo.filtered(lambda log: not log.request_body)
+                    .grouped(lambda log: (log.config_id, log.res_model))
+                    .items()
+                ):
+                    Model = self.env[model_name]
+                    events = logs.filtered(lambda log: log.operation != "batch")
+                    if events:
+                        records = Model.browse(events.mapped("res_id"))
+                        captures.update(self._captures_of(config, records))
+                    if logs - events:
+                        batches.update(self._batches_of(config, Model, logs - events))
         except Exception:  # noqa: BLE001 - each event meets the error again, and records it
-            return {}
+            return {}, {}
+        return captures, batches
+
+    @api.model
+    def _captures_of(self, config, records):
+        """``{(config id, record id): Capture}`` of ``records`` (some perhaps deleted) as
+        ``config`` sends them."""
+        existing = records.exists()
+        readable = config._split_readable(existing)[0]
+        payloads = dict(zip(readable.ids, config._payloads_or_errors(readable), strict=True))
+        captures = {(config.id, res_id): Capture(None) for res_id in records.ids}
+        for record in existing:
+            mapped = record.id in payloads
+            captures[config.id, record.id] = Capture(
+                record,
+                mapped,
+                payloads.get(record.id),
+                record.display_name if mapped else None,
+                record.write_date,
+            )
         return captures
 
-    def _map_batches(self):
-        """``{log id: (records, payloads or MappingErrors)}`` of the batch events without a body
-        yet: their records mapped together. Empty when that fails (each batch then maps its
-        own records and fails alone)."""
-        todo = self.filtered(lambda log: log.operation == "batch" and not log.request_body)
+    @api.model
+    def _batches_of(self, config, Model, logs):
+        """``{log id: (records, payloads or MappingErrors)}`` of the batch events ``logs``."""
+        ids = [res_id for log in logs for res_id in log._res_ids()]
+        records = Model.browse(ids).exists()
+        payloads = dict(zip(records.ids, config._payloads_or_errors(records), strict=True))
         batches = {}
-        try:
-            with self.env.cr.savepoint(flush=False):
-                for (config, model_name), logs in todo.grouped(
-                    lambda log: (log.config_id, log.res_model)
-                ).items():
-                    ids = [res_id for log in logs for res_id in log._res_ids()]
-                    records = self.env[model_name].browse(ids).exists()
-                    payloads = dict(
-                        zip(records.ids, config._payloads_or_errors(records), strict=True)
-                    )
-                    for log in logs:
-                        mine = records.browse([i for i in log._res_ids() if i in payloads])
-                        batches[log.id] = (mine, [payloads[i] for i in mine.ids])
-        except Exception:  # noqa: BLE001 - each batch meets the error again, and records it
-            return {}
+        for log in logs:
+            mine = records.browse([i for i in log._res_ids() if i in payloads])
+            batches[log.id] = (mine, [payloads[i] for i in mine.ids])
         return batches
 
     def _delivered_versions(self):
@@ -630,8 +630,9 @@ class ApiSyncLog(models.Model):
                 self.idempotency_key, records, self.create_date, payloads
             )
             self._split_failures(failures)
-            self.sent_count = len(body["records"])
+            captured = {"sent_count": len(body["records"])}
             if not body["records"]:
+                self.sent_count = captured["sent_count"]
                 self.write(
                     {
                         "state": "cancelled",
@@ -677,9 +678,8 @@ class ApiSyncLog(models.Model):
                 self.create_date,
                 data=capture.data,
             )
-            self.record_version = capture.version
-            self.record_name = capture.name
-        self.request_body = wire.encode(body).decode()
+            captured = {"record_version": capture.version, "record_name": capture.name}
+        self.write({**captured, "request_body": wire.encode(body).decode()})
 
     def _record_capture(self):
         """The ``Capture`` of this record event: the job's group's, else read now."""
