@@ -4,7 +4,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from functools import partial
+from functools import cache, partial
 from urllib.parse import urlparse
 
 import psycopg2
@@ -21,8 +21,8 @@ from .api_sync_run import checkpoint_label
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
 PENDING_KEY = "api_sync.pending"
-RECORDS_PER_JOB = 20
-GROUP_SECONDS = 60  # the worst case of one job: its events all time out
+RECORDS_PER_JOB = 50  # a job's attempts are bounded in time by api.sync.log._deliver
+BATCH_RECORDS_PER_JOB = 1000  # batches of a send_batch share jobs up to about this many records
 # what the writer's commit reads of a configuration (one query for them all)
 CONFIG_FIELDS = [
     "active",
@@ -46,6 +46,12 @@ SCHEDULE_FIELDS = {
     "schedule_interval_type",
 }
 INTERVAL_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
+
+
+@cache
+def user_agent():
+    """The User-Agent of api_sync's requests (the manifest is read once per process)."""
+    return f"Odoo-api_sync/{get_manifest('api_sync').get('version', '')}"
 
 
 class ApiSyncConfig(models.Model):
@@ -609,7 +615,7 @@ class ApiSyncConfig(models.Model):
 
     @api.model
     def _user_agent(self):
-        return f"Odoo-api_sync/{get_manifest('api_sync').get('version', '')}"
+        return user_agent()
 
     def _secret_values(self):
         """Every credential of this configuration, and the headers made from them."""
@@ -664,9 +670,10 @@ class ApiSyncConfig(models.Model):
         outcome.sent_headers = wire.masked_headers(headers, secrets)
         return outcome
 
-    def _record_body(self, event_id, record, operation, changed_fields, timestamp):
-        """The event body of one record, mapped from its current values."""
-        (data,) = self._outbound_payloads(record)
+    def _record_body(self, event_id, record, operation, changed_fields, timestamp, data=None):
+        """The event body of one record, mapped from its current values (``data``: already)."""
+        if data is None:
+            (data,) = self._outbound_payloads(record)
         return wire.record_event(
             event_id,
             record._name,
@@ -678,10 +685,13 @@ class ApiSyncConfig(models.Model):
             timestamp,
         )
 
-    def _batch_body(self, event_id, records, timestamp):
-        """The body of a batch, and ``{record: MappingError}`` for the records left out."""
+    def _batch_body(self, event_id, records, timestamp, payloads=None):
+        """The body of a batch, and ``{record: MappingError}`` for the records left out
+        (``payloads``: the records' payloads or MappingErrors, already mapped)."""
         items, failures = [], {}
-        for record, data in zip(records, self._payloads_or_errors(records), strict=True):
+        if payloads is None:
+            payloads = self._payloads_or_errors(records)
+        for record, data in zip(records, payloads, strict=True):
             if isinstance(data, mapping.MappingError):
                 failures[record] = data
             else:
@@ -886,9 +896,13 @@ class ApiSyncConfig(models.Model):
         return captured
 
     def _records_per_job(self):
-        """Record events share jobs in small groups: a group's attempts, at this timeout each,
-        stay well within a worker's time limit."""
-        return max(1, min(RECORDS_PER_JOB, int(GROUP_SECONDS // max(self.timeout or 10, 1))))
+        """Record events share jobs in groups: their bookkeeping is done in bulk, and a group
+        queues what it did not reach within ``GROUP_SECONDS`` as another job."""
+        return RECORDS_PER_JOB
+
+    def _batches_per_job(self):
+        """Batch events of one call share jobs too, up to ``BATCH_RECORDS_PER_JOB`` records."""
+        return max(1, BATCH_RECORDS_PER_JOB // max(self.batch_size, 1))
 
     def _merge_into_pending(self, records, changed_fields):
         """Fold an update into the record's event that is queued and not yet attempted.
@@ -959,8 +973,7 @@ class ApiSyncConfig(models.Model):
             for chunk in split_every(self.batch_size, records.ids, records.browse)
         ]
         logs = Log.create(values)
-        for log in logs:
-            log._enqueue()
+        logs._enqueue()
         return logs
 
     # -- scheduled batch sync -------------------------------------------------------------------

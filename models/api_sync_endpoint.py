@@ -25,6 +25,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import format_datetime
 
 from ..engine import health, wire
+from .api_sync_log import GROUP_KEY
 
 _logger = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ SELECT_COLUMNS = ", ".join(
 )
 # seconds a probe holds its lease beyond twice the timeout (the lease of a dead worker expires)
 PROBE_LEASE = 30
+# seconds a healthy endpoint's pass serves the next deliveries of a job, while they are answered
+# (the state another worker changes meanwhile is seen after that)
+GATE_REUSE = 1
 
 
 @dataclasses.dataclass
@@ -44,6 +48,9 @@ class Gate:
     health: health.Health
     probe: bool = False
     wait_until: datetime | None = None  # set: the delivery waits until then instead
+    # set: the next delivery of the same job may go on this pass until then, if this one's
+    # answer changed nothing of the endpoint's state
+    reusable_until: datetime | None = None
 
 
 @dataclasses.dataclass
@@ -311,7 +318,9 @@ class ApiSyncConfig(models.Model):
                 sleep = health.slot_wait(slot, wire.utc_now()) or 0
         if sleep:
             time.sleep(sleep)  # committed: nothing is held for the other workers meanwhile
-        return Gate(state)
+            return Gate(state)
+        reusable = state.clean and not self.sudo().rate_limit
+        return Gate(state, reusable_until=now + timedelta(seconds=GATE_REUSE) if reusable else None)
 
     def _endpoint_record(self, outcome, gate, previous_attempt_at, created):
         """Record an attempt's outcome on the endpoint's state; returns an ``After``."""
@@ -327,6 +336,7 @@ class ApiSyncConfig(models.Model):
             return After()  # a request that could not be made says nothing of the endpoint
         if kind == "answered" and gate.health.clean and not gate.probe:
             return After()  # the usual case: nothing to write
+        gate.reusable_until = None
         State = self.env["api.sync.endpoint.state"]
         now = wire.utc_now()
         with self._endpoint_cursor() as cr:
@@ -464,8 +474,16 @@ class ApiSyncLog(models.Model):
 
     def _endpoint_gate(self):
         """Hook of ``_attempt``: a ``Gate`` to send, or None when the delivery waits for its
-        endpoint (paused, disabled, Retry-After, rate limit): queued again, no attempt spent."""
-        gate = self.config_id._endpoint_gate()
+        endpoint (paused, disabled, Retry-After, rate limit): queued again, no attempt spent.
+
+        In a job's group, the pass of a healthy endpoint without rate limit serves the next
+        deliveries for ``GATE_REUSE`` seconds, as long as their answers change nothing."""
+        group = self.env.context.get(GROUP_KEY)
+        gate = group and group.gates.get(self.config_id.id)
+        if not (gate and gate.reusable_until and wire.utc_now() < gate.reusable_until):
+            gate = self.config_id._endpoint_gate()
+            if group is not None:
+                group.gates[self.config_id.id] = gate
         if gate.wait_until:
             self.next_retry_at = gate.wait_until
             self._enqueue(eta=gate.wait_until)

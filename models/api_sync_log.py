@@ -1,8 +1,12 @@
 """One outbound event of a configuration and what happened to it, attempt after attempt."""
 
+import contextlib
+import dataclasses
 import json
 import logging
+import time
 import uuid
+from collections import defaultdict
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -17,7 +21,7 @@ from odoo.addons.queue_job.exception import RetryableJobError
 from odoo.addons.queue_job.job import Job
 
 from ..engine import delivery, wire
-from ..engine.mapping import parse_iso_datetime
+from ..engine.mapping import MappingError, parse_iso_datetime
 
 _logger = logging.getLogger(__name__)
 
@@ -26,12 +30,39 @@ MANAGER_GROUP = "api_sync.group_api_sync_manager"
 USER_GROUP = "api_sync.group_api_sync_user"
 REFRESH_KEY = "api_sync.refresh"
 BUSY_RETRY_SECONDS = 3
+GROUP_SECONDS = 60  # a job's group queues the events it did not reach by then as another job
+GROUP_KEY = "api_sync_group"  # context key: the DeliveryGroup of the job running
 LOG_STATES = [
     ("pending", "Pending"),
     ("done", "Done"),
     ("failed", "Failed"),
     ("cancelled", "Cancelled"),
 ]
+
+
+@dataclasses.dataclass
+class Capture:
+    """A record event's record as its delivery reads it: deleted (None), not readable by the
+    Integration User, or with its mapped data (None: mapped when the body is made), name and
+    version."""
+
+    record: object
+    readable: bool = False
+    data: object = None
+    name: str | None = None
+    version: object = None
+
+
+@dataclasses.dataclass(eq=False)
+class DeliveryGroup:
+    """What the deliveries of one job share: the work around their requests, done in bulk."""
+
+    captures: dict  # {(config id, record id): Capture} of the record events without a body yet
+    batches: dict  # {log id: (records, their payloads or MappingErrors)} of such batch events
+    versions: dict  # {(config id, record id): last version delivered}
+    attempts: list = dataclasses.field(default_factory=list)  # attempt lines to create
+    changed: list = dataclasses.field(default_factory=list)  # ids of logs whose status changed
+    gates: dict = dataclasses.field(default_factory=dict)  # {config id: its endpoint's Gate}
 
 
 def notify_viewers(records):
@@ -242,9 +273,13 @@ class ApiSyncLog(models.Model):
             group._store_job(job_uuid, eta)
 
     def _job_groups(self):
-        """Record events share jobs in small groups: a group's attempts, at the
-        configuration's timeout each, stay well within a worker's time limit."""
-        size = self.config_id[:1]._records_per_job()
+        """Events share jobs in groups (see ``_deliver``): record events, and batch events of
+        one call."""
+        config = self.config_id[:1]
+        if self[:1].operation == "batch":
+            size = config._batches_per_job()
+        else:
+            size = config._records_per_job()
         return [self.browse(ids) for ids in split_every(size, self.ids)]
 
     def _store_job(self, job_uuid, eta=None):
@@ -274,41 +309,156 @@ class ApiSyncLog(models.Model):
     # -- delivery (the job) -------------------------------------------------------------------
 
     def _deliver(self):
-        """Job: one delivery attempt of each pending log; retries are queued as new jobs."""
-        prefetch = self._prefetch_by_model()
-        for log in self.sudo().exists():
+        """Job: one delivery attempt of each pending log; retries are queued as new jobs.
+
+        Each event gets a request of its own; what it needs around it is done for the whole
+        group: the locks, the older events of its records, the reading and mapping of its
+        records, the logs' updates (one flush), their attempt lines (one insert) and the
+        records' status (one upsert). A group still running after ``GROUP_SECONDS`` queues the
+        events it did not reach as a job of their own.
+        """
+        logs = self.sudo().exists()
+        logs = logs and logs._lock_group().filtered(lambda log: log.state == "pending")
+        if not logs:
+            return
+        group = logs._start_group()
+        logs = logs.with_context(**{GROUP_KEY: group})
+        older = defaultdict(list)
+        for event in logs._older_pending():
+            older[event.config_id.id, event.res_id].append(event)
+        deadline = time.monotonic() + GROUP_SECONDS
+        for index, log in enumerate(logs):
+            if index and time.monotonic() + (log.config_id.timeout or 10) > deadline:
+                logs[index:]._enqueue()  # an attempt that times out ends before the deadline
+                break
+            waited = [
+                event
+                for event in older[log.config_id.id, log.res_id]
+                if event.id < log.id and event.state == "pending"
+            ]
+            if waited:
+                # Events of one record reach the endpoint in order: wait for the older one.
+                wake = max([wire.utc_now(), *filter(None, (e.next_retry_at for e in waited))])
+                log._enqueue(eta=fields.Datetime.add(wake, seconds=BUSY_RETRY_SECONDS))
+                continue
+            log._attempt()
+        logs._finish_group(group)
+
+    def _lock_group(self):
+        """Lock these logs and their records' status rows; returns those locked.
+
+        All together first (a few statements); on a conflict, each on its own: those that
+        another delivery holds are queued again (alone in its job, one makes queue_job postpone
+        the job).
+        """
+        try:
+            with self.env.cr.savepoint():
+                self._lock()
+            return self
+        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
+            if len(self) == 1:
+                raise RetryableJobError(
+                    "another delivery of this record is running",
+                    seconds=BUSY_RETRY_SECONDS,
+                    ignore_retry=True,
+                ) from None
+        locked = self.browse()
+        for log in self:
             try:
                 with self.env.cr.savepoint():
                     log._lock()
             except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
-                if len(self) == 1:
-                    raise RetryableJobError(
-                        "another delivery of this record is running",
-                        seconds=BUSY_RETRY_SECONDS,
-                        ignore_retry=True,
-                    ) from None
                 log._enqueue(eta=BUSY_RETRY_SECONDS)
                 continue
-            if log.state != "pending":
-                continue
-            older = log._older_pending()
-            if older:
-                # Events of one record reach the endpoint in order: wait for the older one.
-                wake = max([wire.utc_now(), *filter(None, older.mapped("next_retry_at"))])
-                log._enqueue(eta=fields.Datetime.add(wake, seconds=BUSY_RETRY_SECONDS))
-                continue
-            log.with_context(api_sync_prefetch=prefetch)._attempt()
+            locked |= log
+        return locked
 
-    def _prefetch_by_model(self):
-        """``{model: record ids}`` of this job's record events, read together when mapped."""
-        by_model = {}
-        for log in self:
-            if log.res_id and not log.request_body:
-                by_model.setdefault(log.res_model, []).append(log.res_id)
-        return by_model
+    def _start_group(self):
+        """The state the deliveries of these logs share (see ``DeliveryGroup``)."""
+        captures, batches = self._read_records()
+        return DeliveryGroup(
+            captures=captures, batches=batches, versions=self._delivered_versions()
+        )
+
+    def _finish_group(self, group):
+        """Write what the group's deliveries did: their attempt lines and records' status."""
+        self.env["api.sync.log.attempt"].sudo().create(group.attempts)
+        changed = self.browse(list(dict.fromkeys(group.changed)))
+        changed.with_context(**{GROUP_KEY: None})._update_status()
+
+    def _read_records(self):
+        """The records of the events without a body yet, read and mapped together:
+        ``({(config id, record id): Capture}, {batch log id: (records, payloads or
+        MappingErrors)})``. Both empty when that fails: each event then reads its own records
+        and fails alone."""
+        captures, batches = {}, {}
+        todo = self.filtered(lambda log: log.res_id or log.operation == "batch")
+        try:
+            with self.env.cr.savepoint(flush=False):
+                for (config, model_name), logs in (
+                    todo.filtered(lambda log: not log.request_body)
+                    .grouped(lambda log: (log.config_id, log.res_model))
+                    .items()
+                ):
+                    Model = self.env[model_name]
+                    events = logs.filtered(lambda log: log.operation != "batch")
+                    if events:
+                        records = Model.browse(events.mapped("res_id"))
+                        captures.update(self._captures_of(config, records))
+                    if logs - events:
+                        batches.update(self._batches_of(config, Model, logs - events))
+        except Exception:  # noqa: BLE001 - each event meets the error again, and records it
+            return {}, {}
+        return captures, batches
+
+    @api.model
+    def _captures_of(self, config, records):
+        """``{(config id, record id): Capture}`` of ``records`` (some perhaps deleted) as
+        ``config`` sends them."""
+        existing = records.exists()
+        readable = config._split_readable(existing)[0]
+        payloads = dict(zip(readable.ids, config._payloads_or_errors(readable), strict=True))
+        captures = {(config.id, res_id): Capture(None) for res_id in records.ids}
+        for record in existing:
+            mapped = record.id in payloads
+            captures[config.id, record.id] = Capture(
+                record,
+                mapped,
+                payloads.get(record.id),
+                record.display_name if mapped else None,
+                record.write_date,
+            )
+        return captures
+
+    @api.model
+    def _batches_of(self, config, Model, logs):
+        """``{log id: (records, payloads or MappingErrors)}`` of the batch events ``logs``."""
+        ids = [res_id for log in logs for res_id in log._res_ids()]
+        records = Model.browse(ids).exists()
+        payloads = dict(zip(records.ids, config._payloads_or_errors(records), strict=True))
+        batches = {}
+        for log in logs:
+            mine = records.browse([i for i in log._res_ids() if i in payloads])
+            batches[log.id] = (mine, [payloads[i] for i in mine.ids])
+        return batches
+
+    def _delivered_versions(self):
+        """``{(config id, record id): last version delivered}`` of these events' records."""
+        res_ids = {res_id for log in self for res_id in log._res_ids()}
+        if not res_ids:
+            return {}
+        self.env.cr.execute(
+            """SELECT config_id, res_id, last_version FROM api_sync_record_status
+                WHERE config_id = ANY(%s) AND res_id = ANY(%s) AND last_version IS NOT NULL""",
+            (self.config_id.ids, list(res_ids)),
+        )
+        return {
+            (config_id, res_id): version for config_id, res_id, version in self.env.cr.fetchall()
+        }
 
     def _lock(self):
-        """Lock this log and the sync status rows of its records (NOWAIT: never block a worker).
+        """Lock these logs and the sync status rows of their records (NOWAIT: never block a
+        worker).
 
         Its conflicts are expected and handled by the caller: they are not logged as errors.
 
@@ -317,19 +467,20 @@ class ApiSyncLog(models.Model):
         than the one before it: it is postponed and starts again on fresh data.
         """
         self.env.cr.execute(
-            "SELECT id FROM api_sync_log WHERE id = %s FOR UPDATE NOWAIT",
-            (self.id,),
+            "SELECT id FROM api_sync_log WHERE id IN %s ORDER BY id FOR UPDATE NOWAIT",
+            (tuple(self.ids),),
             log_exceptions=False,
         )
-        res_ids = self._res_ids()
-        if res_ids:
-            self.env["api.sync.record.status"]._ensure(self.config_id, res_ids)
-            self.env.cr.execute(
-                """SELECT id FROM api_sync_record_status
-                    WHERE config_id = %s AND res_id IN %s ORDER BY id FOR UPDATE NOWAIT""",
-                (self.config_id.id, tuple(res_ids)),
-                log_exceptions=False,
-            )
+        for config, logs in self.grouped("config_id").items():
+            res_ids = sorted({res_id for log in logs for res_id in log._res_ids()})
+            if res_ids:
+                self.env["api.sync.record.status"]._ensure(config, res_ids)
+                self.env.cr.execute(
+                    """SELECT id FROM api_sync_record_status
+                        WHERE config_id = %s AND res_id IN %s ORDER BY id FOR UPDATE NOWAIT""",
+                    (config.id, tuple(res_ids)),
+                    log_exceptions=False,
+                )
         self.invalidate_recordset()
 
     def _res_ids(self):
@@ -338,16 +489,24 @@ class ApiSyncLog(models.Model):
         return [self.res_id] if self.res_id else []
 
     def _older_pending(self):
-        if not self.res_id:
+        """The pending events of these events' records that are older than one of them (those
+        of the same record among these included)."""
+        events = self.filtered("res_id")
+        if not events:
             return self.browse()
-        return self.search(
+        newest = {}
+        for log in events:
+            key = (log.config_id.id, log.res_id)
+            newest[key] = max(newest.get(key, 0), log.id)
+        found = self.search(
             [
-                ("config_id", "=", self.config_id.id),
-                ("res_id", "=", self.res_id),
+                ("config_id", "in", events.config_id.ids),
+                ("res_id", "in", list({key[1] for key in newest})),
                 ("state", "=", "pending"),
-                ("id", "<", self.id),
+                ("id", "<", max(newest.values())),
             ]
         )
+        return found.filtered(lambda log: log.id < newest.get((log.config_id.id, log.res_id), 0))
 
     def _attempt(self):
         """Send once, record the outcome, and queue the next attempt or surface the failure."""
@@ -359,8 +518,9 @@ class ApiSyncLog(models.Model):
         if not self.request_body:
             try:
                 # no flush: the attempt writes its log once (a second update would re-check the
-                # run's foreign key and clash with the run's progress updates)
-                with self.env.cr.savepoint(flush=False):
+                # run's foreign key and clash with the run's progress updates); a record read
+                # with the group's touches no table here
+                with self._capture_guard():
                     self._capture_body()
             except Exception as exc:  # noqa: BLE001 - recorded on the log for the admin
                 self.write(
@@ -411,12 +571,37 @@ class ApiSyncLog(models.Model):
         if self.state == "failed":
             self._surface_failure()
         else:
+            self._status_changed()
+
+    def _send_request(self):
+        """The request of this event (its frozen body) to the endpoint; returns its Outcome."""
+        return self.config_id._send(self.idempotency_key, self.request_body.encode())
+
+    def _status_changed(self):
+        """Reflect the outcome on the records' status now, or with the rest of the job's group
+        (whose view of the versions delivered follows at once)."""
+        group = self.env.context.get(GROUP_KEY)
+        if group is None:
             self._update_status()
+            return
+        group.changed.extend(self.ids)
+        for log in self.filtered(lambda log: log.state == "done"):
+            for res_id, version in log._record_versions().items():
+                key = (log.config_id.id, res_id)
+                if version and (key not in group.versions or group.versions[key] < version):
+                    group.versions[key] = version
 
     def _record_attempt(self, outcome, at):
-        """Keep the attempt just made as a line of the event's history."""
+        """Keep the attempt just made as a line of the event's history (with the job's group's
+        lines, when in a group)."""
         outcome_state = {"done": "done", "failed": "failed"}.get(self.state, "retry")
-        self.env["api.sync.log.attempt"].sudo().create(
+        group = self.env.context.get(GROUP_KEY)
+        create = (
+            group.attempts.append
+            if group is not None
+            else self.env["api.sync.log.attempt"].sudo().create
+        )
+        create(
             {
                 "log_id": self.id,
                 "number": self.attempt_count,
@@ -438,11 +623,18 @@ class ApiSyncLog(models.Model):
         """Freeze the body at the first attempt, from the record as it is now."""
         config = self.config_id
         if self.operation == "batch":
-            records = self.env[self.res_model].browse(self._res_ids()).exists()
-            body, failures = config._batch_body(self.idempotency_key, records, self.create_date)
+            group = self.env.context.get(GROUP_KEY)
+            records, payloads = (group and group.batches.get(self.id)) or (
+                self.env[self.res_model].browse(self._res_ids()).exists(),
+                None,
+            )
+            body, failures = config._batch_body(
+                self.idempotency_key, records, self.create_date, payloads
+            )
             self._split_failures(failures)
-            self.sent_count = len(body["records"])
+            captured = {"sent_count": len(body["records"])}
             if not body["records"]:
+                self.sent_count = captured["sent_count"]
                 self.write(
                     {
                         "state": "cancelled",
@@ -450,12 +642,12 @@ class ApiSyncLog(models.Model):
                         "error_message": self.env._("No record of this batch is left to send."),
                     }
                 )
-                self._update_status()
+                self._status_changed()
                 return
         else:
-            prefetch = self.env.context.get("api_sync_prefetch", {}).get(self.res_model, ())
-            record = self.env[self.res_model].browse(self.res_id).with_prefetch(prefetch).exists()
-            if record and not config._split_readable(record)[0]:
+            capture = self._record_capture()
+            record = capture.record
+            if record and not capture.readable:
                 self.write(
                     {
                         "state": "cancelled",
@@ -463,7 +655,7 @@ class ApiSyncLog(models.Model):
                         "error_message": config._not_readable_message(),
                     }
                 )
-                self._update_status()
+                self._status_changed()
                 return
             if not record:
                 self.write(
@@ -476,18 +668,43 @@ class ApiSyncLog(models.Model):
                         ),
                     }
                 )
-                self._update_status()
+                self._status_changed()
                 return
+            if isinstance(capture.data, MappingError):
+                raise capture.data
             body = config._record_body(
                 self.idempotency_key,
                 record,
                 self.operation,
                 self._changed_fields(),
                 self.create_date,
+                data=capture.data,
             )
-            self.record_version = record.write_date
-            self.record_name = record.display_name
-        self.request_body = wire.encode(body).decode()
+            captured = {"record_version": capture.version, "record_name": capture.name}
+        self.write({**captured, "request_body": wire.encode(body).decode()})
+
+    def _record_capture(self):
+        """The ``Capture`` of this record event: the job's group's, else read now."""
+        group = self.env.context.get(GROUP_KEY)
+        capture = group and group.captures.get((self.config_id.id, self.res_id))
+        if capture:
+            return capture
+        record = self.env[self.res_model].browse(self.res_id).exists()
+        if not record or not self.config_id._split_readable(record)[0]:
+            return Capture(record)
+        return Capture(record, True, None, record.display_name, record.write_date)
+
+    def _capture_guard(self):
+        """Around the capture of the body: a savepoint, unless the job's group already read
+        the record (the capture then runs no statement)."""
+        group = self.env.context.get(GROUP_KEY)
+        if group and (
+            self.id in group.batches
+            if self.operation == "batch"
+            else (self.config_id.id, self.res_id) in group.captures
+        ):
+            return contextlib.nullcontext()
+        return self.env.cr.savepoint(flush=False)
 
     def _split_failures(self, failures):
         """Records of a batch that cannot be mapped get a failed event each (the others go)."""
@@ -516,6 +733,14 @@ class ApiSyncLog(models.Model):
         versions = {res_id: v for res_id, v in self._record_versions().items() if v}
         if not versions:
             return set()
+        group = self.env.context.get(GROUP_KEY)
+        if group is not None:  # the versions its status rows held, and those it delivered
+            config_id = self.config_id.id
+            return {
+                res_id
+                for res_id, version in versions.items()
+                if group.versions.get((config_id, res_id), version) > version
+            }
         self.env.cr.execute(
             """SELECT s.res_id FROM api_sync_record_status AS s
                  JOIN unnest(%s::int[], %s::timestamp[]) AS v(res_id, version)
@@ -551,7 +776,7 @@ class ApiSyncLog(models.Model):
                 ),
             }
         )
-        self._update_status()
+        self._status_changed()
         return False
 
     def _changed_fields(self):
@@ -567,7 +792,7 @@ class ApiSyncLog(models.Model):
             self.error_message or self.error_class,
         )
         self._post_failure_message()
-        self._update_status()
+        self._status_changed()
 
     def _post_failure_message(self):
         """Tell the record's followers, when the record has a chatter and still exists."""

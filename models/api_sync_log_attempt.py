@@ -14,7 +14,7 @@ class ApiSyncLogAttempt(models.Model):
     log_id = fields.Many2one(
         "api.sync.log", string="Event", required=True, ondelete="cascade", index=True
     )
-    company_id = fields.Many2one(related="log_id.company_id", store=True)
+    company_id = fields.Many2one(related="log_id.company_id", store=True, precompute=True)
     number = fields.Integer(string="Attempt", aggregator=None)
     attempted_at = fields.Datetime(string="At", required=True)
     outcome = fields.Selection(

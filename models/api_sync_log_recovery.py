@@ -119,10 +119,11 @@ class ApiSyncLog(models.Model):
         return super(ApiSyncLog, mine)._deliver()
 
     def _older_pending(self):
-        """The older pending events of the record, those whose job was lost queued again first
+        """The older pending events of the records, those whose job was lost queued again first
         (a delivery waits for all of them: events of a record reach the endpoint in order)."""
         older = super()._older_pending()
-        older._recover_lost()
+        if older:
+            older._recover_lost()
         return older.filtered(lambda log: log.state == "pending")
 
     def _update_status(self):

@@ -73,7 +73,7 @@ class ApiSyncLog(models.Model):
         the list of its records' data), wrapped under the Root Key."""
         config = self.config_id
         if not self._is_resource():
-            return config._send(self.idempotency_key, self.request_body.encode())
+            return super()._send_request()
         event = json.loads(self.request_body)
         if self.operation == "batch":
             items = [item["data"] for item in event["records"]]

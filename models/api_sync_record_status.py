@@ -1,8 +1,12 @@
 """Where each record stands with each configuration, without touching other modules' tables."""
 
+from collections import defaultdict
+
 from odoo import api, fields, models
 
 from .api_sync_log import LOG_STATES
+
+ROW_KEYS = ("log", "state", "attempt", "done_at", "version", "name")
 
 
 class ApiSyncRecordStatus(models.Model):
@@ -64,29 +68,45 @@ class ApiSyncRecordStatus(models.Model):
 
     @api.model
     def _record_outcome(self, logs):
-        """Reflect the latest state of ``logs`` on their records' status rows (one upsert each)."""
+        """Reflect the latest state of ``logs`` on their records' status rows: one upsert per
+        configuration, the same as one per log in order (a record's later log wins)."""
+        rows = defaultdict(dict)  # {config: {record id: row}}
+        batch_names = self._batch_names(logs.filtered(lambda log: log.operation == "batch"))
         for log in logs:
             versions = log._record_versions()
             if not versions:
                 continue
             if log.operation == "batch":
-                records = self.env[log.res_model].sudo().browse(list(versions)).exists()
-                names = {record.id: record.display_name for record in records}
+                names = batch_names[log.res_model]
             else:
                 names = dict.fromkeys(versions, log.record_name or None)
             done = log.state == "done"
+            config_rows = rows[log.config_id]
+            for res_id, version in versions.items():
+                before = config_rows.get(res_id, {})
+                delivered = [v for v in (before.get("version"), done and version) if v]
+                config_rows[res_id] = {
+                    "log": log.id,
+                    "state": log.state,
+                    "attempt": log.last_attempt_at or None,
+                    "done_at": (done and log.done_at) or before.get("done_at"),
+                    "version": max(delivered, default=None),
+                    "name": names.get(res_id) or before.get("name"),
+                }
+        for config, config_rows in rows.items():
+            columns = {key: [row[key] for row in config_rows.values()] for key in ROW_KEYS}
             self.env.cr.execute(
                 """INSERT INTO api_sync_record_status AS s
                        (config_id, company_id, res_model, res_id, last_log_id, last_state,
                         last_attempt_at, last_done_at, last_version, record_name,
                         create_uid, create_date, write_uid, write_date)
-                   SELECT %(config)s, %(company)s, %(model)s, v.res_id, %(log)s, %(state)s,
-                          %(attempt)s::timestamp,
-                          CASE WHEN %(done)s THEN %(done_at)s::timestamp END,
-                          CASE WHEN %(done)s THEN v.version END, v.name,
+                   SELECT %(config)s, %(company)s, %(model)s, v.res_id, v.log, v.state,
+                          v.attempt, v.done_at, v.version, v.name,
                           %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC'
-                     FROM unnest(%(ids)s::int[], %(versions)s::timestamp[], %(names)s::varchar[])
-                          AS v(res_id, version, name)
+                     FROM unnest(%(ids)s::int[], %(log)s::int[], %(state)s::varchar[],
+                                 %(attempt)s::timestamp[], %(done_at)s::timestamp[],
+                                 %(version)s::timestamp[], %(name)s::varchar[])
+                          AS v(res_id, log, state, attempt, done_at, version, name)
                    ON CONFLICT (config_id, res_id) DO UPDATE
                       SET last_log_id = EXCLUDED.last_log_id,
                           last_state = EXCLUDED.last_state,
@@ -96,21 +116,30 @@ class ApiSyncRecordStatus(models.Model):
                           record_name = COALESCE(EXCLUDED.record_name, s.record_name),
                           write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
                 {
-                    "config": log.config_id.id,
-                    "company": log.config_id.company_id.id or None,
-                    "model": log.config_id.model_name,
-                    "log": log.id,
-                    "state": log.state,
-                    "attempt": log.last_attempt_at or None,
-                    "done": done,
-                    "done_at": log.done_at or None,
+                    "config": config.id,
+                    "company": config.company_id.id or None,
+                    "model": config.model_name,
                     "uid": self.env.uid,
-                    "ids": list(versions),
-                    "versions": list(versions.values()),
-                    "names": [names.get(res_id) for res_id in versions],
+                    "ids": list(config_rows),
+                    **columns,
                 },
             )
         self.invalidate_model()
+
+    @api.model
+    def _batch_names(self, logs):
+        """``{model: {record id: name}}`` of the existing records the batches ``logs`` carry,
+        read together."""
+        ids = defaultdict(set)
+        for log in logs:
+            ids[log.res_model].update(log._record_versions())
+        return {
+            model_name: {
+                record.id: record.display_name
+                for record in self.env[model_name].sudo().browse(list(res_ids)).exists()
+            }
+            for model_name, res_ids in ids.items()
+        }
 
     @api.model
     def get_status_summary(self, res_model, res_id):

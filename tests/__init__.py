@@ -14,3 +14,4 @@ from . import test_trigger_modes
 from . import test_mapping_lines
 from . import test_lines_trigger
 from . import test_resource
+from . import test_delivery_groups

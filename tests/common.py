@@ -1,7 +1,8 @@
 """Shared fixtures of the api_sync Odoo tests."""
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
+from odoo import SUPERUSER_ID, api
 from odoo.exceptions import ValidationError
 from odoo.tests import TransactionCase
 
@@ -52,3 +53,48 @@ class ApiSyncCase(TransactionCase):
             yield
         self.assertRegex(str(caught.exception), regex)
         self.env.invalidate_all()
+
+
+class CommittedEventsCase(TransactionCase):
+    """Events of contact tags committed in ``setUp`` (removed afterwards), seen by transactions
+    of their own: one plays a running delivery or a writer, another the one that meets it."""
+
+    tag_count = 1
+
+    def endpoint_url(self):
+        return "http://127.0.0.1:9/hook"
+
+    def setUp(self):
+        super().setUp()
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
+            config = env["api.sync.config"].create(
+                {
+                    "name": "Committed events",
+                    "model_id": env["ir.model"]._get_id("res.partner.category"),
+                    "endpoint_url": self.endpoint_url(),
+                    "company_id": False,
+                }
+            )
+            tags = env["res.partner.category"].create(
+                [{"name": f"Conflicting {index}"} for index in range(self.tag_count)]
+            )
+            logs = config.sync_record(tags, "update", ["name"])
+            cr.commit()  # pylint: disable=invalid-commit
+            self.config_id, self.tag_ids, self.log_ids = config.id, tags.ids, logs.ids
+            self.job_uuids = set(logs.mapped("job_uuid"))
+        self.addCleanup(self.remove_committed)
+        self.stack = ExitStack()
+        self.addCleanup(self.stack.close)
+
+    def remove_committed(self):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["queue.job"].search([("uuid", "in", list(self.job_uuids))]).unlink()
+            env["api.sync.config"].browse(self.config_id).unlink()
+            env["res.partner.category"].browse(self.tag_ids).unlink()
+
+    def transaction(self):
+        cr = self.stack.enter_context(self.registry.cursor())
+        self.stack.callback(cr.rollback)
+        return api.Environment(cr, SUPERUSER_ID, {})

@@ -14,8 +14,21 @@ from .common import ApiSyncCase
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWFwaS1zeW5jLXRlc3Rz"
 
 
+class LoopbackRequests:
+    """Mixin of test cases: requests to the local receiver go out (Odoo's test harness blocks
+    outgoing requests)."""
+
+    @classmethod
+    def _request_handler(cls, session, request, /, **kwargs):
+        """Requests to the local receiver keep their configured timeout (Odoo 18.0 of 2025 and
+        later raises any timeout under 10 s to 10 s in tests, which the timeout tests need)."""
+        if urlsplit(request.url).hostname == "127.0.0.1":
+            return _super_send(session, request, **kwargs)
+        return super()._request_handler(session, request, **kwargs)
+
+
 @tagged("post_install", "-at_install")
-class DeliveryCase(ApiSyncCase):
+class DeliveryCase(LoopbackRequests, ApiSyncCase):
     """A contacts configuration pointing at a receiver started for each test class."""
 
     @classmethod
@@ -38,14 +51,6 @@ class DeliveryCase(ApiSyncCase):
         )
         for sequence, (path, key) in enumerate([("name", "name"), ("email", "email")]):
             cls.add_line(path, key, sequence=sequence)
-
-    @classmethod
-    def _request_handler(cls, session, request, /, **kwargs):
-        """Requests to the local receiver keep their configured timeout (Odoo 18.0 of 2025 and
-        later raises any timeout under 10 s to 10 s in tests, which the timeout tests need)."""
-        if urlsplit(request.url).hostname == "127.0.0.1":
-            return _super_send(session, request, **kwargs)
-        return super()._request_handler(session, request, **kwargs)
 
     def setUp(self):
         super().setUp()

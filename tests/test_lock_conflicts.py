@@ -1,50 +1,21 @@
-from contextlib import ExitStack
-
-from odoo import SUPERUSER_ID, api
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import tagged
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
+from .common import CommittedEventsCase
+
 
 @tagged("post_install", "-at_install")
-class TestLockConflicts(TransactionCase):
+class TestLockConflicts(CommittedEventsCase):
     """Conflicts between concurrent transactions that the code expects and handles log no ERROR.
 
-    Two transactions of their own see the same committed event (removed afterwards): one plays
-    a running delivery or a writer, the other the delivery or the writer that meets it.
+    Two transactions of their own see the same committed event (removed afterwards).
     """
 
     def setUp(self):
         super().setUp()
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
-            config = env["api.sync.config"].create(
-                {
-                    "name": "Lock conflicts",
-                    "model_id": env["ir.model"]._get_id("res.partner.category"),
-                    "endpoint_url": "http://127.0.0.1:9/hook",
-                    "company_id": False,
-                }
-            )
-            self.tag = env["res.partner.category"].create({"name": "Conflicting"})
-            log = config.sync_record(self.tag, "update", ["name"])
-            cr.commit()  # pylint: disable=invalid-commit
-            self.config_id, self.log_id, self.job_uuid = config.id, log.id, log.job_uuid
-        self.addCleanup(self.remove_committed)
-        self.stack = ExitStack()
-        self.addCleanup(self.stack.close)
-
-    def remove_committed(self):
-        with self.registry.cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            env["queue.job"].search([("uuid", "=", self.job_uuid)]).unlink()
-            env["api.sync.config"].browse(self.config_id).unlink()
-            env["res.partner.category"].browse(self.tag.id).unlink()
-
-    def transaction(self):
-        cr = self.stack.enter_context(self.registry.cursor())
-        self.stack.callback(cr.rollback)
-        return api.Environment(cr, SUPERUSER_ID, {})
+        (self.log_id,), (tag_id,) = self.log_ids, self.tag_ids
+        self.tag = self.env["res.partner.category"].browse(tag_id)
 
     def assert_busy_without_error(self, env):
         log = env["api.sync.log"].browse(self.log_id)

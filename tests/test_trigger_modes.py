@@ -5,6 +5,7 @@ from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
+from ..models.api_sync_config import RECORDS_PER_JOB
 from .delivery_common import DeliveryCase
 
 
@@ -59,17 +60,18 @@ class TriggerModeCases:
         self.assertEqual(self.receiver.received[-1].json["changed_fields"], ["name"])
 
     def test_events_are_queued_in_bulk_at_commit(self):
-        partners = self.env["res.partner"].create([{"name": f"Bulk {i}"} for i in range(30)])
+        count = RECORDS_PER_JOB + 10
+        partners = self.env["res.partner"].create([{"name": f"Bulk {i}"} for i in range(count)])
         for partner in partners:
             partner.email = f"{partner.id}@x.io"
         self.assertFalse(self.Log.search([("res_id", "in", partners.ids)]), "not before commit")
         self.env.cr.flush()
         logs = self.Log.search([("res_id", "in", partners.ids)])
-        self.assertEqual(len(logs), 30, "one event per record for the whole transaction")
+        self.assertEqual(len(logs), count, "one event per record for the whole transaction")
         self.assertEqual(set(logs.mapped("operation")), {"create"})
-        self.assertEqual(len(set(logs.mapped("job_uuid"))), 2, "grouped jobs, 20 per job")
+        self.assertEqual(len(set(logs.mapped("job_uuid"))), 2, "grouped jobs")
         self.run_jobs()
-        self.assertEqual(len(self.receiver.received), 30)
+        self.assertEqual(len(self.receiver.received), count)
 
     def test_one_event_per_record_and_transaction(self):
         partner = self.env["res.partner"].create({"name": "Gen"})
