@@ -145,11 +145,19 @@ class Browser:
         )
         return result.get("result", {}).get("value")
 
-    def shoot(self, url, target, settle=2):
+    def shoot(self, url, target, settle=2, tab=None):
+        """Photograph the page at ``url``, after opening its notebook page named ``tab``."""
         self.call("Page.navigate", url=url)
         time.sleep(1)
         wait_for(self.rendered, 60)  # the first page also builds the web client's assets
         time.sleep(settle)  # the view's own requests
+        if tab:
+            self.call(
+                "Runtime.evaluate",
+                expression=f"""const link = document.querySelector('.o_notebook a[name="{tab}"]');
+                    link.click(); link.scrollIntoView();""",
+            )
+            time.sleep(1)
         data = self.call("Page.captureScreenshot", format="png")["data"]
         target.write_bytes(base64.b64decode(data))
         print(f"[screenshots] {target.relative_to(REPO)}", flush=True)
@@ -188,6 +196,20 @@ def main():
         browser.shoot(
             f"{base}/action-api_sync.action_api_sync_config/{config_id}", OUT / "config.png"
         )
+        rest_id = rpc(
+            session,
+            args.url,
+            "ir.model.data",
+            "check_object_reference",
+            "api_sync",
+            "demo_config_contacts_rest",
+        )[1]
+        browser.shoot(
+            f"{base}/action-api_sync.action_api_sync_config/{rest_id}",
+            OUT / "config-requests.png",
+            tab="requests",
+        )
+        browser.shoot(f"{base}/action-api_sync.action_api_sync_binding", OUT / "external-ids.png")
     finally:
         browser.close()
 
