@@ -96,6 +96,36 @@ class TestDeliveryGroups(DeliveryCase):
         statuses = self.env["api.sync.record.status"].get_sync_status(partners, self.config)
         self.assertEqual({status["state"] for status in statuses.values()}, {"done"})
 
+    def test_a_batch_reads_the_names_of_the_versions_it_did_not_deliver_yet(self):
+        self.config.batch_size = 2
+        partners = self.partners(3)
+        self.config.send_batch(partners)
+        self.run_jobs()
+        rows = self.env["api.sync.record.status"].search(
+            [("config_id", "=", self.config.id), ("res_id", "in", partners.ids)]
+        )
+        self.assertEqual(set(rows.mapped("record_name")), set(partners.mapped("display_name")))
+        self.env.cr.execute(
+            "UPDATE api_sync_record_status SET record_name = 'Name kept' WHERE id IN %s",
+            (tuple(rows.ids),),
+        )
+        partners[0].name = "Grouped Renamed"
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE res_partner SET write_date = write_date + interval '1 minute' WHERE id = %s",
+            (partners[0].id,),
+        )
+        self.env.invalidate_all()
+        self.config.send_batch(partners)
+        self.run_jobs()
+        names = {row.res_id: row.record_name for row in rows}
+        self.assertEqual(names[partners[0].id], "Grouped Renamed", "a new version: read")
+        self.assertEqual(
+            [names[partner.id] for partner in partners[1:]],
+            ["Name kept", "Name kept"],
+            "the version delivered last time: its name is not read again",
+        )
+
 
 @tagged("post_install", "-at_install")
 class TestGroupLockConflict(LoopbackRequests, CommittedEventsCase):
