@@ -382,7 +382,7 @@ class ApiSyncLog(models.Model):
 
     def _finish_group(self, group):
         """Write what the group's deliveries did: their attempt lines and records' status."""
-        self.env["api.sync.log.attempt"].sudo().create(group.attempts)
+        self.env["api.sync.log.attempt"].sudo()._insert(group.attempts)
         changed = self.browse(list(dict.fromkeys(group.changed)))
         changed.with_context(**{GROUP_KEY: None})._update_status()
 

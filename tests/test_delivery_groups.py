@@ -1,6 +1,7 @@
 """A job delivers a group of events: one request each, the rest of the work in bulk."""
 
 import datetime
+import json
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api, fields
@@ -39,6 +40,26 @@ class TestDeliveryGroups(DeliveryCase):
         self.assertEqual({status["state"] for status in statuses.values()}, {"done"})
         self.assertEqual(len(statuses), 125)
         self.assertLessEqual(large_count, small_count + 2, "100 events cost what 20 do")
+
+    def test_the_attempt_lines_of_a_group_are_complete(self):
+        done, retried = self.Config.sync_record(self.partners(2), "update")
+        self.receiver.script(Reply(200), Reply(503))
+        (done | retried).read(["attempt_ids"])  # cached before the group writes them
+        self.deliver(done | retried)
+        for log, outcome, reason in ((done, "done", False), (retried, "retry", "HTTP 503")):
+            (line,) = log.attempt_ids
+            self.assertEqual(
+                (line.number, line.outcome, line.response_status, line.failure_reason),
+                (1, outcome, 200 if outcome == "done" else 503, reason),
+            )
+            self.assertEqual(line.attempted_at, log.last_attempt_at)
+            self.assertEqual(line.next_retry_at, log.next_retry_at)
+            self.assertEqual(line.company_id, log.company_id)
+            self.assertEqual(line.create_uid, self.env.user)
+            self.assertTrue(line.create_date)
+            self.assertEqual(
+                json.loads(line.request_headers)["Idempotency-Key"], log.idempotency_key
+            )
 
     def test_events_of_one_record_keep_their_order_in_a_group(self):
         partner, other = self.partners(2)
