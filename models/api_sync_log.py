@@ -63,6 +63,7 @@ class DeliveryGroup:
     attempts: list = dataclasses.field(default_factory=list)  # attempt lines to create
     changed: list = dataclasses.field(default_factory=list)  # ids of logs whose status changed
     gates: dict = dataclasses.field(default_factory=dict)  # {config id: its endpoint's Gate}
+    settings: dict = dataclasses.field(default_factory=dict)  # {(name, config id): request setting}
 
 
 def notify_viewers(records):

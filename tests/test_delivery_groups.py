@@ -61,6 +61,23 @@ class TestDeliveryGroups(DeliveryCase):
                 json.loads(line.request_headers)["Idempotency-Key"], log.idempotency_key
             )
 
+    def test_a_group_reads_the_request_settings_of_its_configuration_once(self):
+        Config = type(self.env["api.sync.config"])
+        logs = self.Config.sync_record(self.partners(3), "update")
+        with (
+            patch.object(
+                Config, "_target_policy", autospec=True, wraps=Config._target_policy
+            ) as policy,
+            patch.object(
+                Config, "_secret_values", autospec=True, wraps=Config._secret_values
+            ) as secrets,
+        ):
+            self.deliver(logs)
+        self.assertEqual(set(logs.mapped("state")), {"done"})
+        self.assertEqual((policy.call_count, secrets.call_count), (1, 1))
+        signatures = {request.headers["webhook-signature"] for request in self.receiver.received}
+        self.assertEqual(len(signatures), 3, "each body signed on its own")
+
     def test_events_of_one_record_keep_their_order_in_a_group(self):
         partner, other = self.partners(2)
         first = self.config._queue(partner, "update", ["name"], merge=False)
