@@ -417,6 +417,7 @@ class ApiSyncLog(models.Model):
         """``{(config id, record id): Capture}`` of ``records`` (some perhaps deleted) as
         ``config`` sends them."""
         existing = records.exists()
+        existing.fetch(["write_date"])  # the version alone: not every column of the model
         readable = config._split_readable(existing)[0]
         payloads = dict(zip(readable.ids, config._payloads_or_errors(readable), strict=True))
         captures = {(config.id, res_id): Capture(None) for res_id in records.ids}
@@ -436,6 +437,7 @@ class ApiSyncLog(models.Model):
         """``{log id: (records, payloads or MappingErrors)}`` of the batch events ``logs``."""
         ids = [res_id for log in logs for res_id in log._res_ids()]
         records = Model.browse(ids).exists()
+        records.fetch(["write_date"])  # the version alone: not every column of the model
         payloads = dict(zip(records.ids, config._payloads_or_errors(records), strict=True))
         batches = {}
         for log in logs:

@@ -134,6 +134,20 @@ class TestDeliveryGroups(DeliveryCase):
         statuses = self.env["api.sync.record.status"].get_sync_status(partners, self.config)
         self.assertEqual({status["state"] for status in statuses.values()}, {"done"})
 
+    def test_the_statements_of_a_batch_group_do_not_grow_with_its_batches(self):
+        self.config.batch_size = 5
+        partners = self.partners(25)
+        for chunk in (partners[:5], partners[5:]):  # caches filled, names stored
+            self.deliver(self.config.send_batch(chunk))
+        one, four = self.config.send_batch(partners[:5]), self.config.send_batch(partners[5:])
+        self.env.invalidate_all()
+        one_count = self.deliver(one)
+        self.env.invalidate_all()
+        four_count = self.deliver(four)
+        self.assertEqual(set((one | four).mapped("state")), {"done"})
+        self.assertEqual(len(four), 4)
+        self.assertLessEqual(four_count, one_count, "4 batches cost what 1 does")
+
     def test_a_batch_reads_the_names_of_the_versions_it_did_not_deliver_yet(self):
         self.config.batch_size = 2
         partners = self.partners(3)
