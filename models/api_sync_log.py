@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from functools import partial
+from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -85,6 +85,16 @@ def _send_refresh(env):
         if group:
             message = {"model": model, "ids": sorted(ids)}
             env["bus.bus"].sudo()._sendone(group, "api_sync/updated", message)
+
+
+@lru_cache(maxsize=16)
+def carried_versions(batch_body):
+    """``{record id: version}`` of the records a batch body (JSON) carries: parsed once,
+    though a delivery asks several times (superseded check, versions delivered, status)."""
+    return {
+        item["record_id"]: parse_iso_datetime(item["version"])
+        for item in json.loads(batch_body)["records"]
+    }
 
 
 def readable_records(rows):
@@ -866,10 +876,7 @@ class ApiSyncLog(models.Model):
         if self.operation != "batch":
             return {self.res_id: self.record_version or None} if self.res_id else {}
         if self.request_body:  # the records the batch carries
-            return {
-                item["record_id"]: parse_iso_datetime(item["version"])
-                for item in json.loads(self.request_body)["records"]
-            }
+            return dict(carried_versions(self.request_body))
         return dict.fromkeys(self._res_ids())
 
     # -- buttons ------------------------------------------------------------------------------
