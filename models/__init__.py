@@ -17,3 +17,4 @@ from . import api_sync_config_resource
 from . import api_sync_log_resource
 from . import api_sync_binding
 from . import api_sync_request_header
+from . import api_sync_config_requests

@@ -643,9 +643,9 @@ class ApiSyncConfig(models.Model):
             body,
             timestamp,
             self._user_agent(),
-            auth=config._auth_headers(),
+            auth=config._per_group("auth", config._auth_headers),
             signing_secret=config.signing_secret or None,
-            previous_secrets=config._previous_secrets(),
+            previous_secrets=config._per_group("previous", config._previous_secrets),
         )
 
     def _send(self, event_id, body, method=None, url=None):
@@ -653,11 +653,11 @@ class ApiSyncConfig(models.Model):
         ``url``, an address of the endpoint's host, with ``method``); returns its Outcome."""
         config = self.sudo()
         try:
-            policy = config._target_policy()
+            policy = config._per_group("policy", config._target_policy)
         except ValueError as exc:
             return delivery.Outcome("failed", error_class="TargetRefused", error_message=str(exc))
         headers = config._request_headers(event_id, body, int(time.time()))
-        secrets = config._secret_values()
+        secrets = config._per_group("secrets", config._secret_values)
         outcome = delivery.send(
             method or config.http_method,
             url or config.endpoint_url,

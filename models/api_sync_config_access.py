@@ -163,9 +163,20 @@ class ApiSyncConfig(models.Model):
         return self.env(user=self.sudo().integration_user_id.id, su=False, context=context)
 
     def _split_readable(self, records):
-        """``(readable, unreadable)`` parts of ``records`` for the Integration User."""
-        readable = records.with_env(self._reader_env())._filtered_access("read")
-        return records.browse(readable.ids), records - records.browse(readable.ids)
+        """``(readable, unreadable)`` parts of ``records`` for the Integration User.
+
+        The record rules go into one query where the model checks access as Odoo does (else
+        ``_filtered_access`` applies them in Python, record by record: 50 ms for 1,000
+        contacts)."""
+        reader = records.with_env(self._reader_env())
+        if type(reader)._check_access is not models.BaseModel._check_access:
+            ids = reader._filtered_access("read").ids
+        elif not records or not reader.browse().has_access("read"):
+            ids = []
+        else:
+            found = set(reader.with_context(active_test=False)._search([("id", "in", records.ids)]))
+            ids = [record_id for record_id in records.ids if record_id in found]
+        return records.browse(ids), records - records.browse(ids)
 
     def _not_readable_message(self):
         return self.env._(

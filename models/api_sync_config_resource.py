@@ -227,7 +227,12 @@ class ApiSyncConfig(models.Model):
     def _request_headers(self, event_id, body, timestamp):
         """The extra headers too (api_sync's own win); no Content-Type without a body."""
         headers = super()._request_headers(event_id, body, timestamp)
-        extra = {header.name.strip(): header.value for header in self.sudo().request_header_ids}
+        extra = self._per_group(
+            "extra",
+            lambda: {
+                header.name.strip(): header.value for header in self.sudo().request_header_ids
+            },
+        )
         if not body:
             headers.pop("Content-Type", None)
         return {**extra, **headers}

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from functools import partial
+from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -63,6 +63,7 @@ class DeliveryGroup:
     attempts: list = dataclasses.field(default_factory=list)  # attempt lines to create
     changed: list = dataclasses.field(default_factory=list)  # ids of logs whose status changed
     gates: dict = dataclasses.field(default_factory=dict)  # {config id: its endpoint's Gate}
+    settings: dict = dataclasses.field(default_factory=dict)  # {(name, config id): request setting}
 
 
 def notify_viewers(records):
@@ -84,6 +85,16 @@ def _send_refresh(env):
         if group:
             message = {"model": model, "ids": sorted(ids)}
             env["bus.bus"].sudo()._sendone(group, "api_sync/updated", message)
+
+
+@lru_cache(maxsize=16)
+def carried_versions(batch_body):
+    """``{record id: version}`` of the records a batch body (JSON) carries: parsed once,
+    though a delivery asks several times (superseded check, versions delivered, status)."""
+    return {
+        item["record_id"]: parse_iso_datetime(item["version"])
+        for item in json.loads(batch_body)["records"]
+    }
 
 
 def readable_records(rows):
@@ -382,7 +393,7 @@ class ApiSyncLog(models.Model):
 
     def _finish_group(self, group):
         """Write what the group's deliveries did: their attempt lines and records' status."""
-        self.env["api.sync.log.attempt"].sudo().create(group.attempts)
+        self.env["api.sync.log.attempt"].sudo()._insert(group.attempts)
         changed = self.browse(list(dict.fromkeys(group.changed)))
         changed.with_context(**{GROUP_KEY: None})._update_status()
 
@@ -416,6 +427,7 @@ class ApiSyncLog(models.Model):
         """``{(config id, record id): Capture}`` of ``records`` (some perhaps deleted) as
         ``config`` sends them."""
         existing = records.exists()
+        existing.fetch(["write_date"])  # the version alone: not every column of the model
         readable = config._split_readable(existing)[0]
         payloads = dict(zip(readable.ids, config._payloads_or_errors(readable), strict=True))
         captures = {(config.id, res_id): Capture(None) for res_id in records.ids}
@@ -435,6 +447,7 @@ class ApiSyncLog(models.Model):
         """``{log id: (records, payloads or MappingErrors)}`` of the batch events ``logs``."""
         ids = [res_id for log in logs for res_id in log._res_ids()]
         records = Model.browse(ids).exists()
+        records.fetch(["write_date"])  # the version alone: not every column of the model
         payloads = dict(zip(records.ids, config._payloads_or_errors(records), strict=True))
         batches = {}
         for log in logs:
@@ -863,10 +876,7 @@ class ApiSyncLog(models.Model):
         if self.operation != "batch":
             return {self.res_id: self.record_version or None} if self.res_id else {}
         if self.request_body:  # the records the batch carries
-            return {
-                item["record_id"]: parse_iso_datetime(item["version"])
-                for item in json.loads(self.request_body)["records"]
-            }
+            return dict(carried_versions(self.request_body))
         return dict.fromkeys(self._res_ids())
 
     # -- buttons ------------------------------------------------------------------------------

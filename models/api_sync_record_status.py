@@ -129,10 +129,16 @@ class ApiSyncRecordStatus(models.Model):
     @api.model
     def _batch_names(self, logs):
         """``{model: {record id: name}}`` of the existing records the batches ``logs`` carry,
-        read together."""
+        read together, except those whose status row already names the version carried (read
+        when that version was delivered: a resync of unchanged records reads no name)."""
         ids = defaultdict(set)
-        for log in logs:
-            ids[log.res_model].update(log._record_versions())
+        for (config, model_name), batches in logs.grouped(
+            lambda log: (log.config_id, log.res_model)
+        ).items():
+            versions = {}
+            for log in batches:
+                versions.update(log._record_versions())
+            ids[model_name].update(versions.keys() - self._named_versions(config, versions))
         return {
             model_name: {
                 record.id: record.display_name
@@ -140,6 +146,23 @@ class ApiSyncRecordStatus(models.Model):
             }
             for model_name, res_ids in ids.items()
         }
+
+    @api.model
+    def _named_versions(self, config, versions):
+        """The record ids of ``versions`` (``{record id: version or None}``) whose status row
+        with ``config`` has a name and holds that version as its last one delivered."""
+        known = {res_id: version for res_id, version in versions.items() if version}
+        if not known:
+            return set()
+        self.env.cr.execute(
+            """SELECT s.res_id FROM api_sync_record_status AS s
+                 JOIN unnest(%s::int[], %s::timestamp[]) AS v(res_id, version)
+                   ON v.res_id = s.res_id
+                WHERE s.config_id = %s AND s.record_name IS NOT NULL
+                  AND s.last_version = v.version""",
+            (list(known), list(known.values()), config.id),
+        )
+        return {row[0] for row in self.env.cr.fetchall()}
 
     @api.model
     def get_status_summary(self, res_model, res_id):

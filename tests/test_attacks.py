@@ -154,6 +154,16 @@ class TestAttacks(DeliveryCase):
         self.assertEqual((skipped.state, skipped.error_class), ("cancelled", "NotReadable"))
         self.assertIn(self.manager.name, skipped.sudo().error_message)
 
+    def test_a_batch_sends_what_the_integration_user_reads_archived_included(self):
+        archived = self.env["res.partner"].create({"name": "Archived", "active": False})
+        config = self.own_config(delivery_mode="batch")
+        logs = config.send_batch(self.foreign | archived | self.mine)
+        self.run_jobs()
+        self.assertEqual(logs.mapped("state"), ["done"])
+        (request,) = self.receiver.received
+        sent = [item["record_id"] for item in request.json["records"]]
+        self.assertEqual(sent, [archived.id, self.mine.id])
+
     def test_runs_skip_what_the_integration_user_cannot_read(self):
         self.env["ir.config_parameter"].set_param("api_sync.batch_settle_seconds", "0")
         (self.mine | self.foreign).write({"ref": "RUN"})

@@ -1,6 +1,7 @@
 """A job delivers a group of events: one request each, the rest of the work in bulk."""
 
 import datetime
+import json
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api, fields
@@ -39,6 +40,43 @@ class TestDeliveryGroups(DeliveryCase):
         self.assertEqual({status["state"] for status in statuses.values()}, {"done"})
         self.assertEqual(len(statuses), 125)
         self.assertLessEqual(large_count, small_count + 2, "100 events cost what 20 do")
+
+    def test_the_attempt_lines_of_a_group_are_complete(self):
+        done, retried = self.Config.sync_record(self.partners(2), "update")
+        self.receiver.script(Reply(200), Reply(503))
+        (done | retried).read(["attempt_ids"])  # cached before the group writes them
+        self.deliver(done | retried)
+        for log, outcome, reason in ((done, "done", False), (retried, "retry", "HTTP 503")):
+            (line,) = log.attempt_ids
+            self.assertEqual(
+                (line.number, line.outcome, line.response_status, line.failure_reason),
+                (1, outcome, 200 if outcome == "done" else 503, reason),
+            )
+            self.assertEqual(line.attempted_at, log.last_attempt_at)
+            self.assertEqual(line.next_retry_at, log.next_retry_at)
+            self.assertEqual(line.company_id, log.company_id)
+            self.assertEqual(line.create_uid, self.env.user)
+            self.assertTrue(line.create_date)
+            self.assertEqual(
+                json.loads(line.request_headers)["Idempotency-Key"], log.idempotency_key
+            )
+
+    def test_a_group_reads_the_request_settings_of_its_configuration_once(self):
+        Config = type(self.env["api.sync.config"])
+        logs = self.Config.sync_record(self.partners(3), "update")
+        with (
+            patch.object(
+                Config, "_target_policy", autospec=True, wraps=Config._target_policy
+            ) as policy,
+            patch.object(
+                Config, "_secret_values", autospec=True, wraps=Config._secret_values
+            ) as secrets,
+        ):
+            self.deliver(logs)
+        self.assertEqual(set(logs.mapped("state")), {"done"})
+        self.assertEqual((policy.call_count, secrets.call_count), (1, 1))
+        signatures = {request.headers["webhook-signature"] for request in self.receiver.received}
+        self.assertEqual(len(signatures), 3, "each body signed on its own")
 
     def test_events_of_one_record_keep_their_order_in_a_group(self):
         partner, other = self.partners(2)
@@ -95,6 +133,50 @@ class TestDeliveryGroups(DeliveryCase):
         self.assertEqual(carried, partners.ids)
         statuses = self.env["api.sync.record.status"].get_sync_status(partners, self.config)
         self.assertEqual({status["state"] for status in statuses.values()}, {"done"})
+
+    def test_the_statements_of_a_batch_group_do_not_grow_with_its_batches(self):
+        self.config.batch_size = 5
+        partners = self.partners(25)
+        for chunk in (partners[:5], partners[5:]):  # caches filled, names stored
+            self.deliver(self.config.send_batch(chunk))
+        one, four = self.config.send_batch(partners[:5]), self.config.send_batch(partners[5:])
+        self.env.invalidate_all()
+        one_count = self.deliver(one)
+        self.env.invalidate_all()
+        four_count = self.deliver(four)
+        self.assertEqual(set((one | four).mapped("state")), {"done"})
+        self.assertEqual(len(four), 4)
+        self.assertLessEqual(four_count, one_count, "4 batches cost what 1 does")
+
+    def test_a_batch_reads_the_names_of_the_versions_it_did_not_deliver_yet(self):
+        self.config.batch_size = 2
+        partners = self.partners(3)
+        self.config.send_batch(partners)
+        self.run_jobs()
+        rows = self.env["api.sync.record.status"].search(
+            [("config_id", "=", self.config.id), ("res_id", "in", partners.ids)]
+        )
+        self.assertEqual(set(rows.mapped("record_name")), set(partners.mapped("display_name")))
+        self.env.cr.execute(
+            "UPDATE api_sync_record_status SET record_name = 'Name kept' WHERE id IN %s",
+            (tuple(rows.ids),),
+        )
+        partners[0].name = "Grouped Renamed"
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE res_partner SET write_date = write_date + interval '1 minute' WHERE id = %s",
+            (partners[0].id,),
+        )
+        self.env.invalidate_all()
+        self.config.send_batch(partners)
+        self.run_jobs()
+        names = {row.res_id: row.record_name for row in rows}
+        self.assertEqual(names[partners[0].id], "Grouped Renamed", "a new version: read")
+        self.assertEqual(
+            [names[partner.id] for partner in partners[1:]],
+            ["Name kept", "Name kept"],
+            "the version delivered last time: its name is not read again",
+        )
 
 
 @tagged("post_install", "-at_install")
