@@ -34,11 +34,13 @@ SIZES = {
     "batch_m": (10_000, 2_000),  # part 4, records per round in batch mode
     "scale_small": (10_000, 2_000),  # part 5
     "scale_large": (100_000, 20_000),
+    "scale_huge": (1_000_000, 200_000),  # part 5 with --large only
 }
 WRITE_BLOCK = 100  # parts 1 and 2: calls per setup before the next setup takes its turn
 BATCH_SIZE = 100  # part 4
 SCALE_BATCH_SIZE = 500  # part 5
 WAIT_LIMIT = 900  # seconds: no wait for deliveries lasts longer than this
+HUGE_WAIT_LIMIT = 3600  # the same for the full sync of --large
 
 TARGETS = {
     # key: (comparison, threshold)
@@ -51,6 +53,8 @@ TARGETS = {
     "batch_vs_record_ratio": (">=", 20.0),
     "scaling_ratio": ("<=", 11.0),
     "scaling_peak_rss_ratio": ("<=", 1.10),
+    "scaling_1m_ratio": ("<=", 10.5),
+    "scaling_1m_peak_rss_ratio": ("<=", 1.10),
 }
 
 MAPPED_FIELDS = ["name", "email", "phone", "parent_id", "country_id", "category_id"]
@@ -1008,16 +1012,24 @@ class Bench:
             self.size("scale_large"),
             self.size("rounds"),
         )
+        # --large: one full sync of a million contacts too, in the middle round
+        huge = self.size("scale_huge") if self.args.large else None
         started = time.perf_counter()
         self.insert_contacts(large - small, "b-large")
         log(f"data: {large - small} more contacts in {time.perf_counter() - started:.1f} s")
+        refs = {small: ["b-small"], large: ["b-small", "b-large"]}
+        if huge:
+            started = time.perf_counter()
+            self.insert_contacts(huge - large, "b-huge")
+            log(f"data: {huge - large} more contacts in {time.perf_counter() - started:.1f} s")
+            refs[huge] = ["b-small", "b-large", "b-huge"]
         with self.cursor() as cr:
             env = self.env(cr, self.odoo.SUPERUSER_ID)
             use_runs = "api.sync.run" in env and hasattr(
                 env["api.sync.config"], "action_full_resync"
             )
             configs = {}
-            for size, refs in ((small, ["b-small"]), (large, ["b-small", "b-large"])):
+            for size, size_refs in refs.items():
                 configs[size] = self.make_config(
                     env,
                     f"bench scaling {size}",
@@ -1026,21 +1038,23 @@ class Bench:
                     signing_secret=_secret(),
                     delivery_mode="batch",
                     batch_size=SCALE_BATCH_SIZE,
-                    domain=repr([("ref", "in", refs)]),
+                    domain=repr([("ref", "in", size_refs)]),
                 ).id
             cr.commit()
         api = "action_full_resync" if use_runs else "send_batch"
         log(f"scaling: full batch sync through {api}")
-        times = {small: [], large: []}
-        rss = {small: [], large: []}
-        starter_growth = {small: [], large: []}
-        starts = {small: [], large: []}
+        times, rss, starter_growth, starts = ({size: [] for size in refs} for _i in range(4))
         for round_no in range(rounds):
-            for size in (small, large) if round_no % 2 == 0 else (large, small):
+            sizes = [small, large] if round_no % 2 == 0 else [large, small]
+            if huge and round_no == rounds // 2:
+                sizes.append(huge)
+            for size in sizes:
                 sampler = RssSampler(self._worker_pids)
                 sampler.start()
                 try:
-                    elapsed, enqueue_s, outcome, growth = self._full_sync(configs[size], use_runs)
+                    elapsed, enqueue_s, outcome, growth = self._full_sync(
+                        configs[size], use_runs, HUGE_WAIT_LIMIT if size == huge else WAIT_LIMIT
+                    )
                 finally:
                     peak = sampler.stop()
                 if use_runs and outcome["sent"] != size:
@@ -1066,9 +1080,15 @@ class Bench:
             median([t - e for t, e in zip(times[small], starts[small], strict=True)]),
         )
         self.results["scaling_peak_rss_ratio"] = ratio(median(rss[large]), median(rss[small]))
+        if huge:
+            self.results["scaling_1m_ratio"] = ratio(median(times[huge]), median(times[large]))
+            self.results["scaling_1m_selection_ratio"] = ratio(
+                median(starts[huge]), median(starts[large])
+            )
+            self.results["scaling_1m_peak_rss_ratio"] = ratio(median(rss[huge]), median(rss[small]))
         self.details["scaling"] = {
             "api": api,
-            "sizes": [small, large],
+            "sizes": list(refs),
             "batch_size": SCALE_BATCH_SIZE,
             "median_s": {str(size): median(values) for size, values in times.items()},
             "all_s": times,
@@ -1084,7 +1104,7 @@ class Bench:
             },
         }
 
-    def _full_sync(self, config_id, use_runs):
+    def _full_sync(self, config_id, use_runs, wait_limit):
         """One full batch sync of a configuration, started in a process of its own (as a user's
         request would be); returns seconds until every delivery is done, the seconds the start
         took, the outcome, and that process's peak RSS growth while it selected and queued."""
@@ -1109,7 +1129,7 @@ class Bench:
             ],
             capture_output=True,
             text=True,
-            timeout=WAIT_LIMIT,
+            timeout=wait_limit,
             check=False,
         )
         if child.returncode:
@@ -1131,7 +1151,7 @@ class Bench:
                         (started["run_id"],),
                     )
                     state, sent = cur.fetchone()
-                    if state != "running" or time.time() - started["t0"] > WAIT_LIMIT:
+                    if state != "running" or time.time() - started["t0"] > wait_limit:
                         break
                     time.sleep(0.05)
         finally:
@@ -1260,6 +1280,7 @@ def main():
     parser = command_arguments(__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--parts", default="1,2,3,4,5")
+    parser.add_argument("--large", action="store_true")
     parser.add_argument("--child-full-sync", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_full_sync:
