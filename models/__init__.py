@@ -11,3 +11,5 @@ from . import api_sync_config_dashboard
 from . import base
 from . import api_sync_log_attempt
 from . import api_sync_listener
+from . import api_sync_config_commit
+from . import api_sync_log_insert

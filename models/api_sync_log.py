@@ -55,6 +55,13 @@ def _send_refresh(env):
             env["bus.bus"].sudo()._sendone(group, "api_sync/updated", message)
 
 
+def delivery_description(count, res_model, res_id, operation, config):
+    """The name of a job delivering ``count`` events of ``config`` (the event's record and
+    operation when there is one)."""
+    what = f"{count} events" if count > 1 else f"{res_model} #{res_id or ''} {operation}"
+    return f"API sync: {what} ({config.name})"
+
+
 def readable_records(rows):
     """``{(model, id): record}`` of the records ``rows`` (with ``res_model`` and ``res_id``)
     point to that exist and that the current user may read."""
@@ -253,22 +260,24 @@ class ApiSyncLog(models.Model):
 
         As ``Job.store()`` does for a job it does not find, without its lookup of the uuid: the
         uuid was made just now, so the writer saves a query."""
-        what = (
-            f"{len(self)} events"
-            if len(self) > 1
-            else f"{self.res_model} #{self.res_id or ''} {self.operation}"
+        description = delivery_description(
+            len(self), self[:1].res_model, self[:1].res_id, self[:1].operation, self.config_id[:1]
         )
-        job = Job(
-            self.sudo()._deliver,
+        job = self.sudo()._delivery_job(job_uuid, description, eta)
+        Jobs = self.env["queue.job"]
+        Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
+            job._store_values(create=True)
+        )
+
+    def _delivery_job(self, job_uuid, description, eta=None):
+        """The queue_job ``Job`` delivering these logs (not stored)."""
+        return Job(
+            self._deliver,
             job_uuid=job_uuid,
             eta=eta,
             max_retries=0,
             channel=CHANNEL,
-            description=f"API sync: {what} ({self.config_id[:1].name})",
-        )
-        Jobs = self.env["queue.job"]
-        Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
-            job._store_values(create=True)
+            description=description,
         )
 
     # -- delivery (the job) -------------------------------------------------------------------

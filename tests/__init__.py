@@ -11,3 +11,4 @@ from . import test_recovery
 from . import test_lock_conflicts
 from . import test_endpoint
 from . import test_trigger_modes
+from . import test_events_at_commit
