@@ -333,10 +333,15 @@ class ApiSyncLog(models.Model):
         res_ids = self._res_ids()
         if res_ids:
             self.env["api.sync.record.status"]._ensure(self.config_id, res_ids)
+            # Records looked up by (config_id, res_id) pairs: one probe of that index each,
+            # whatever the statistics say (a status table grown by a million rows during a
+            # run and not analyzed since made "config_id = x" look selective: every delivery
+            # then read all the configuration's status rows).
             self.env.cr.execute(
                 """SELECT id FROM api_sync_record_status
-                    WHERE config_id = %s AND res_id IN %s ORDER BY id FOR UPDATE NOWAIT""",
-                (self.config_id.id, tuple(res_ids)),
+                    WHERE (config_id, res_id) IN (SELECT %s, unnest(%s::int[]))
+                    ORDER BY id FOR UPDATE NOWAIT""",
+                (self.config_id.id, list(res_ids)),
                 log_exceptions=False,
             )
         self.invalidate_recordset()
@@ -523,11 +528,12 @@ class ApiSyncLog(models.Model):
         versions = {res_id: v for res_id, v in self._record_versions().items() if v}
         if not versions:
             return set()
+        # one probe of the (config_id, res_id) index per record (see _lock)
         self.env.cr.execute(
-            """SELECT s.res_id FROM api_sync_record_status AS s
-                 JOIN unnest(%s::int[], %s::timestamp[]) AS v(res_id, version)
-                   ON v.res_id = s.res_id
-                WHERE s.config_id = %s AND s.last_version > v.version""",
+            """SELECT v.res_id FROM unnest(%s::int[], %s::timestamp[]) AS v(res_id, version)
+                 JOIN LATERAL (SELECT last_version FROM api_sync_record_status
+                                WHERE config_id = %s AND res_id = v.res_id LIMIT 1) AS s
+                   ON s.last_version > v.version""",
             (list(versions), list(versions.values()), self.config_id.id),
         )
         return {row[0] for row in self.env.cr.fetchall()}

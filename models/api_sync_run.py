@@ -317,7 +317,8 @@ class ApiSyncRun(models.Model):
         """``{record id: version}`` of the records last delivered to the configuration."""
         self.env.cr.execute(
             """SELECT res_id, last_version FROM api_sync_record_status
-                WHERE config_id = %s AND res_id = ANY(%s) AND last_state = 'done'""",
+                WHERE (config_id, res_id) IN (SELECT %s, unnest(%s::int[]))
+                  AND last_state = 'done'""",
             (self.config_id.id, res_ids),
         )
         return dict(self.env.cr.fetchall())
