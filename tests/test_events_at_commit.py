@@ -91,6 +91,14 @@ class EventsAtCommitCases(TriggerModeSetup):
         _partner, log = self.committed({"name": "Back"})
         self.assertTrue(log)
 
+    def test_a_record_unlinked_before_commit_gets_no_creation_event(self):
+        partner = self.env["res.partner"].create({"name": "Brief"})
+        partner_id = partner.id
+        partner.unlink()  # the creation was noted: its unlink forgets it
+        self.env.cr.flush()
+        logs = self.Log.search([("res_id", "=", partner_id)])
+        self.assertEqual(logs.mapped("operation"), ["delete"])
+
     def test_the_environment_sees_the_new_events(self):
         before = self.config.log_ids  # in cache, as is the count depending on them
         count = self.config.log_count
