@@ -760,11 +760,8 @@ class ApiSyncConfig(models.Model):
         for (config_id, record_id), (operation, changed) in pending.items():
             frozen = frozenset(changed) if changed else None
             groups[config_id, operation, frozen].append(record_id)
-        configs = (
-            env["api.sync.config"]
-            .sudo()
-            .search_fetch([("id", "in", [key[0] for key in groups])], CONFIG_FIELDS)
-        )
+        # read from a cache (api_sync_config_commit.py): no query
+        configs = env["api.sync.config"].sudo()._browse_for_commit({key[0] for key in groups})
         for (config_id, operation, changed), record_ids in groups.items():
             config = configs.browse(config_id) & configs
             if not config:  # archived or deleted meanwhile
@@ -828,14 +825,9 @@ class ApiSyncConfig(models.Model):
         for index, vals in enumerate(values):
             if vals.get("state") != "failed":
                 vals["job_uuid"] = job_uuids[index // size]
-        logs = Log.create(values)
+        logs = Log._insert_events(self, values)  # with their jobs, in one statement
         for log in logs.filtered(lambda log: log.state == "failed"):
             log._surface_failure()
-        pending = logs.filtered(lambda log: log.state == "pending")
-        for job_uuid in job_uuids:
-            group = pending.filtered(lambda log, job_uuid=job_uuid: log.job_uuid == job_uuid)
-            if group:
-                group._store_job(job_uuid)
         return merged | logs | skipped
 
     def _log_not_readable(self, records, operation):

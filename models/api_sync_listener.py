@@ -12,10 +12,6 @@ from odoo.exceptions import UserError
 
 from .api_sync_config import GENERATED_TRIGGERS
 
-# (config id, record id) of the records a listener noted in this transaction and that were not
-# unlinked since: they exist at commit, no query needs to say so
-NOTED_KEY = "api_sync.listened"
-
 # what a configuration's listener depends on: a change empties the listeners' cache
 LISTENER_FIELDS = {"trigger_mode", "listen_field_ids", "active", "model_id"}
 
@@ -99,31 +95,12 @@ class ApiSyncConfig(models.Model):
                 rules.filtered(lambda rule, wanted=wanted: rule.active != wanted).active = wanted
         return result
 
-    def _filter_in_domain(self, records):
-        """Records the listener noted in this transaction exist (their unlink would have said
-        otherwise): without a domain, there is nothing to query."""
-        noted = self.env.cr.precommit.data.get(NOTED_KEY)
-        if (
-            noted
-            and records
-            and not self._get_domain()
-            and all((self.id, record_id) in noted for record_id in records.ids)
-        ):
-            return records
-        return super()._filter_in_domain(records)
-
-    def _listener_noted(self, records, operation, changed_fields=None):
-        """Note ``records`` for the commit (see ``_sync_at_commit``), as known to exist."""
-        noted = self.env.cr.precommit.data.setdefault(NOTED_KEY, set())
-        noted.update((self.id, record_id) for record_id in records.ids)
-        self._sync_at_commit(records, operation, changed_fields)
-
     def _listener_lines_changed(self, path, lines, old_holders=None):
         """Note an update of the documents of ``lines`` (listed at ``path``), naming the
         document's field that leads to them."""
         documents = self._documents_of_lines(path, lines, old_holders)
         if documents:
-            self._listener_noted(documents, "update", {path[0]})
+            self._sync_at_commit(documents, "update", {path[0]})
 
     def _generated_rules(self):
         """The standard rules generated for this configuration (archived ones too)."""
@@ -169,7 +146,7 @@ class Base(models.AbstractModel):
             return records
         configs = self.env["api.sync.config"].sudo()
         for config_id, _names in listeners:
-            configs.browse(config_id)._listener_noted(records, "create")
+            configs.browse(config_id)._sync_at_commit(records, "create")
         for config_id, path, _names, _link in line_listeners:
             configs.browse(config_id)._listener_lines_changed(path, records)
         return records
@@ -197,7 +174,7 @@ class Base(models.AbstractModel):
                 if changed & names:
                     by_fields[frozenset(changed & names)].append(record_id)
             for changed, record_ids in by_fields.items():
-                configs.browse(config_id)._listener_noted(
+                configs.browse(config_id)._sync_at_commit(
                     self.browse(record_ids), "update", changed
                 )
         for config_id, path, names, link in line_listeners:
@@ -218,13 +195,6 @@ class Base(models.AbstractModel):
         for config_id, path, _names, _link in line_listeners:  # their documents, before they go
             configs.browse(config_id)._listener_lines_changed(path, self)
         if listeners:  # the payload is captured now, before the records go
-            noted = self.env.cr.precommit.data.get(NOTED_KEY)
-            if noted:
-                noted.difference_update(
-                    (config_id, record_id)
-                    for config_id, _names in listeners
-                    for record_id in self.ids
-                )
             configs.browse([config_id for config_id, _names in listeners]).sync_record(
                 self, "delete"
             )

@@ -97,6 +97,13 @@ def carried_versions(batch_body):
     }
 
 
+def delivery_description(count, res_model, res_id, operation, config):
+    """The name of a job delivering ``count`` events of ``config`` (the event's record and
+    operation when there is one)."""
+    what = f"{count} events" if count > 1 else f"{res_model} #{res_id or ''} {operation}"
+    return f"API sync: {what} ({config.name})"
+
+
 def readable_records(rows):
     """``{(model, id): record}`` of the records ``rows`` (with ``res_model`` and ``res_id``)
     point to that exist and that the current user may read."""
@@ -299,22 +306,24 @@ class ApiSyncLog(models.Model):
 
         As ``Job.store()`` does for a job it does not find, without its lookup of the uuid: the
         uuid was made just now, so the writer saves a query."""
-        what = (
-            f"{len(self)} events"
-            if len(self) > 1
-            else f"{self.res_model} #{self.res_id or ''} {self.operation}"
+        description = delivery_description(
+            len(self), self[:1].res_model, self[:1].res_id, self[:1].operation, self.config_id[:1]
         )
-        job = Job(
-            self.sudo()._deliver,
+        job = self.sudo()._delivery_job(job_uuid, description, eta)
+        Jobs = self.env["queue.job"]
+        Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
+            job._store_values(create=True)
+        )
+
+    def _delivery_job(self, job_uuid, description, eta=None):
+        """The queue_job ``Job`` delivering these logs (not stored)."""
+        return Job(
+            self._deliver,
             job_uuid=job_uuid,
             eta=eta,
             max_retries=0,
             channel=CHANNEL,
-            description=f"API sync: {what} ({self.config_id[:1].name})",
-        )
-        Jobs = self.env["queue.job"]
-        Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
-            job._store_values(create=True)
+            description=description,
         )
 
     # -- delivery (the job) -------------------------------------------------------------------
@@ -488,10 +497,15 @@ class ApiSyncLog(models.Model):
             res_ids = sorted({res_id for log in logs for res_id in log._res_ids()})
             if res_ids:
                 self.env["api.sync.record.status"]._ensure(config, res_ids)
+                # Records looked up by (config_id, res_id) pairs: one probe of that index each,
+                # whatever the statistics say (a status table grown by a million rows during a
+                # run and not analyzed since made "config_id = x" look selective: every delivery
+                # then read all the configuration's status rows).
                 self.env.cr.execute(
                     """SELECT id FROM api_sync_record_status
-                        WHERE config_id = %s AND res_id IN %s ORDER BY id FOR UPDATE NOWAIT""",
-                    (config.id, tuple(res_ids)),
+                        WHERE (config_id, res_id) IN (SELECT %s, unnest(%s::int[]))
+                        ORDER BY id FOR UPDATE NOWAIT""",
+                    (config.id, res_ids),
                     log_exceptions=False,
                 )
         self.invalidate_recordset()
@@ -754,11 +768,12 @@ class ApiSyncLog(models.Model):
                 for res_id, version in versions.items()
                 if group.versions.get((config_id, res_id), version) > version
             }
+        # one probe of the (config_id, res_id) index per record (see _lock)
         self.env.cr.execute(
-            """SELECT s.res_id FROM api_sync_record_status AS s
-                 JOIN unnest(%s::int[], %s::timestamp[]) AS v(res_id, version)
-                   ON v.res_id = s.res_id
-                WHERE s.config_id = %s AND s.last_version > v.version""",
+            """SELECT v.res_id FROM unnest(%s::int[], %s::timestamp[]) AS v(res_id, version)
+                 JOIN LATERAL (SELECT last_version FROM api_sync_record_status
+                                WHERE config_id = %s AND res_id = v.res_id LIMIT 1) AS s
+                   ON s.last_version > v.version""",
             (list(versions), list(versions.values()), self.config_id.id),
         )
         return {row[0] for row in self.env.cr.fetchall()}

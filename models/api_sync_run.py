@@ -184,7 +184,6 @@ class ApiSyncRun(models.Model):
                     if res_id in readable and delivered.get(res_id) != date
                 ]
                 skipped += len(page) - len(todo)
-                self.write({"selection_end_date": last_date, "selection_end_id": last_id})
                 if todo:
                     logs = Log.create(self._log_values(todo))
                     if config.delivery_mode == "batch":
@@ -195,7 +194,11 @@ class ApiSyncRun(models.Model):
                 # keep memory flat over large selections
                 self.env.flush_all()
                 self.env.invalidate_all()
+        # written once: each update of the run's row in this transaction leaves a version that
+        # the next one, and the foreign key check of every log inserted after it, walks past
         values = {
+            "selection_end_date": last_date if selected else False,
+            "selection_end_id": last_id if selected else 0,
             "count_selected": selected,
             "skipped_at_selection": skipped,
             "skipped_not_readable": not_readable,
@@ -317,7 +320,8 @@ class ApiSyncRun(models.Model):
         """``{record id: version}`` of the records last delivered to the configuration."""
         self.env.cr.execute(
             """SELECT res_id, last_version FROM api_sync_record_status
-                WHERE config_id = %s AND res_id = ANY(%s) AND last_state = 'done'""",
+                WHERE (config_id, res_id) IN (SELECT %s, unnest(%s::int[]))
+                  AND last_state = 'done'""",
             (self.config_id.id, res_ids),
         )
         return dict(self.env.cr.fetchall())

@@ -1,8 +1,11 @@
-"""A sync status button on the form of every model that an active configuration syncs."""
+"""A sync status button on the form of every model that an active configuration syncs; records
+noted for the commit forgotten when unlinked."""
 
 from lxml import etree
 
 from odoo import api, models
+
+from .api_sync_config_commit import NOTED_KEY
 
 
 class Base(models.AbstractModel):
@@ -26,3 +29,9 @@ class Base(models.AbstractModel):
                     ),
                 )
         return arch, view
+
+    def unlink(self):
+        noted = self.env.cr.precommit.data.get(NOTED_KEY)
+        if noted and self:  # they no longer exist at commit
+            noted.difference_update((self._name, record_id) for record_id in self.ids)
+        return super().unlink()

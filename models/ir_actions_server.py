@@ -74,7 +74,7 @@ class IrActionsServer(models.Model):
         """Queue the sync of the records the action runs on, with the operation of the trigger."""
         records = (eval_context or {}).get("records")
         config = self.api_sync_config_id
-        if not records or not config.active:
+        if not records or not config.sudo()._browse_for_commit([config.id]):  # active? (cached)
             return False
         automation = self.base_automation_id
         context = self.env.context

@@ -15,3 +15,4 @@ from . import test_mapping_lines
 from . import test_lines_trigger
 from . import test_resource
 from . import test_delivery_groups
+from . import test_events_at_commit

@@ -105,3 +105,20 @@ class RunCase(DeliveryCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.env["ir.config_parameter"].set_param("api_sync.batch_settle_seconds", "0")
+
+
+class TriggerModeSetup:
+    """Mixin of cases run once per trigger mode (``mode``) on DeliveryCase's configuration:
+    ``rules`` (its generated automation rules) or ``listener`` (its built-in listener)."""
+
+    mode = None
+    allow_inherited_tests_method = True  # Odoo's loader: run the cases of the mixins too
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.Log = cls.env["api.sync.log"]
+        if cls.mode == "rules":
+            cls.config._generate_automation_rules(True, True, True)
+        else:
+            cls.config.trigger_mode = "listener"

@@ -6,24 +6,12 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..models.api_sync_config import RECORDS_PER_JOB
-from .delivery_common import DeliveryCase
+from .delivery_common import DeliveryCase, TriggerModeSetup
 
 
-class TriggerModeCases:
+class TriggerModeCases(TriggerModeSetup):
     """Cases run once per trigger mode (``mode``), on the contacts configuration of
     DeliveryCase (name and email mapped) sending creations, updates and deletions."""
-
-    mode = None
-    allow_inherited_tests_method = True  # Odoo's loader: run the cases of this mixin too
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.Log = cls.env["api.sync.log"]
-        if cls.mode == "rules":
-            cls.config._generate_automation_rules(True, True, True)
-        else:
-            cls.config.trigger_mode = "listener"
 
     def logs(self, record):
         self.env.cr.flush()  # as at commit: events are queued just before it
