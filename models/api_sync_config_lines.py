@@ -13,9 +13,10 @@ class ApiSyncConfig(models.Model):
     def _line_levels(self):
         """``((path, line model, watched field names, link field), ...)``, one per Lines line
         at any depth: ``path`` is the tuple of segments from the configuration's model to the
-        listed records; a change of a watched field of such a record changes its document's
-        payload; ``link`` is the line's many2one to the record listing it (``None`` for a
-        many2many), whose change moves the line to another document."""
+        listed records; a change of a watched field of such a record (a mapped one, its link or
+        its archiving) changes its document's payload; ``link`` is the line's many2one to the
+        record listing it (``None`` for a many2many), whose change moves the line to another
+        document."""
         self.ensure_one()
         levels = []
         todo = [((), line) for line in self.sudo().mapping_ids]
@@ -35,7 +36,9 @@ class ApiSyncConfig(models.Model):
                 if child.source_path
             }
             path = prefix + parts
-            levels.append((path, field.comodel_name, frozenset(names | {link} - {None}), link))
+            # an archived record leaves the list (some models archive instead of deleting)
+            names |= {link, self.env[field.comodel_name]._active_name}
+            levels.append((path, field.comodel_name, frozenset(names - {None}), link))
             todo.extend((path, child) for child in line.child_line_ids)
         return tuple(levels)
 

@@ -81,6 +81,17 @@ class LineTriggerCases:
         account.unlink()
         self.assertEqual(self.events(), {self.bob: ("update", "bank_ids")})
 
+    def test_archiving_a_line_updates_its_document(self):
+        # an archived line leaves the document's list (some Odoo versions archive bank accounts
+        # on unlink)
+        account = self.env["res.partner.bank"].create(
+            {"partner_id": self.bob.id, "acc_number": "A1"}
+        )
+        self.events()  # its creation's event
+        self.before = self.Log.search([]).ids
+        account.active = False
+        self.assertEqual(self.events(), {self.bob: ("update", "bank_ids")})
+
     def test_editing_lines_in_the_document_form_sends_one_event(self):
         self.bob.write(
             {
@@ -184,7 +195,8 @@ class TestLinesRuleMode(LineTriggerCases, DeliveryCase):
             )
         )
         self.assertEqual(
-            sorted(save.trigger_field_ids.mapped("name")), ["bank_ids", "name", "parent_id"]
+            sorted(save.trigger_field_ids.mapped("name")),
+            ["active", "bank_ids", "name", "parent_id"],
         )
         self.assertEqual(self.config._generate_automation_rules(True, True, True), rules)
 
