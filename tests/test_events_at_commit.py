@@ -41,6 +41,15 @@ class EventsAtCommitCases(TriggerModeSetup):
         self.env.cr.flush()
         return partners, self.Log.search([("res_id", "in", partners.ids)], order="id")
 
+    def test_the_commit_of_one_saved_record_is_one_statement(self):
+        self.committed({"name": "Warm"})  # the caches a first commit fills
+        partner = self.env["res.partner"].create({"name": "Cheap"})
+        self.env.flush_all()  # the writer's own statements
+        before = self.env.cr.sql_log_count
+        self.env.cr.flush()  # what runs just before the commit
+        self.assertEqual(self.env.cr.sql_log_count - before, 1, "the events' and jobs' insert")
+        self.assertTrue(self.Log.search([("res_id", "=", partner.id)]))
+
     def test_the_job_is_the_one_queue_job_stores(self):
         _partner, log = self.committed({"name": "Stored", "email": "s@x.io"})
         inserted = self.env["queue.job"].search([("uuid", "=", log.job_uuid)])
