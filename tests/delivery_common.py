@@ -118,7 +118,12 @@ class TriggerModeSetup:
     def setUpClass(cls):
         super().setUpClass()
         cls.Log = cls.env["api.sync.log"]
+        cls.map_before_mode()
         if cls.mode == "rules":
             cls.config._generate_automation_rules(True, True, True)
         else:
             cls.config.trigger_mode = "listener"
+
+    @classmethod
+    def map_before_mode(cls):
+        """Mapping lines the cases add before the rules are generated (or the listener set)."""

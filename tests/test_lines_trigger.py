@@ -6,30 +6,25 @@ are many2many lines."""
 from odoo import Command
 from odoo.tests import tagged
 
-from .delivery_common import DeliveryCase
+from .delivery_common import DeliveryCase, TriggerModeSetup
 from .test_mapping_lines import line
 
 
-class LineTriggerCases:
+class LineTriggerCases(TriggerModeSetup):
     """Cases run once per trigger mode (``mode``)."""
 
-    mode = None
-    allow_inherited_tests_method = True  # Odoo's loader: run the cases of this mixin too
-
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.Log = cls.env["api.sync.log"]
+    def map_before_mode(cls):
         accounts = line("bank_ids", "accounts", "lines", [line("acc_number", "number")])
         cls.add_line(**accounts, sequence=3)
         cls.add_line(
             **line("child_ids", "contacts", "lines", [line("name", "name"), accounts]), sequence=4
         )
         cls.add_line(**line("category_id", "tags", "lines", [line("name", "name")]), sequence=5)
-        if cls.mode == "rules":
-            cls.config._generate_automation_rules(True, True, True)
-        else:
-            cls.config.trigger_mode = "listener"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
         cls.ann, cls.bob = cls.env["res.partner"].create(
             [{"name": "Ann", "parent_id": cls.company.id}, {"name": "Bob"}]
         )
