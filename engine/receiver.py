@@ -224,8 +224,9 @@ class Receiver:
             False: f"signature BAD ({request.signature_error})",
             None: "unsigned",
         }[request.signature_ok]
-        head = f"[receiver] {request.method} {request.path} -> {request.status} {summary}"
-        print(f"{head} {signature}" + (f"\n{shown}" if shown else ""), flush=True)
+        head = f"[receiver] {request.method} {request.path} -> {request.status}"
+        line = " ".join(filter(None, (head, summary, signature)))
+        print(line + (f"\n{shown}" if shown else ""), flush=True)
 
 
 def main():
