@@ -11,6 +11,7 @@ from . import api_sync_config_access
 from . import api_sync_config_dashboard
 from . import base
 from . import api_sync_log_attempt
+from . import api_sync_config_rules
 from . import api_sync_listener
 from . import api_sync_config_lines
 from . import api_sync_config_resource

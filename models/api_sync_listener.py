@@ -10,8 +10,6 @@ from collections import defaultdict
 from odoo import api, fields, models, tools
 from odoo.exceptions import UserError
 
-from .api_sync_config import GENERATED_TRIGGERS
-
 # what a configuration's listener depends on: a change empties the listeners' cache
 LISTENER_FIELDS = {"trigger_mode", "listen_field_ids", "active", "model_id"}
 
@@ -101,16 +99,6 @@ class ApiSyncConfig(models.Model):
         documents = self._documents_of_lines(path, lines, old_holders)
         if documents:
             self._sync_at_commit(documents, "update", {path[0]})
-
-    def _generated_rules(self):
-        """The standard rules generated for this configuration (archived ones too)."""
-        self.ensure_one()
-        return self.with_context(active_test=False).automation_ids.filtered(
-            lambda rule: (
-                rule.trigger in GENERATED_TRIGGERS
-                and all(action.api_sync_config_id == self for action in rule.action_server_ids)
-            )
-        )
 
     def _generate_automation_rules(self, on_create, on_update, on_delete):
         if self.trigger_mode == "listener":
