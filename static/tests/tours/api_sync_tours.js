@@ -145,7 +145,12 @@ registry.category("web_tour.tours").add("api_sync_record_logs", {
             run: "click",
         },
         { trigger: '.modal button.btn-primary:contains("Delete")', run: "click" },
-        { content: "deleted", trigger: ".o_list_view, .o_kanban_view" },
+        {
+            // where the web client goes next depends on the breadcrumbs (a list, or the home
+            // action when the form was opened by its URL): only leaving the form is certain
+            content: "deleted: the form is left",
+            trigger: ".o_action_manager:not(:has(.o_form_view))",
+        },
     ],
 });
 
