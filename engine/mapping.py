@@ -9,7 +9,7 @@ required checks and builds nested JSON from dotted target keys.
 import datetime
 import json
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 TRANSFORMS = (
@@ -89,7 +89,7 @@ class MappingLine:
     label: str = ""
     children: tuple = ()
 
-    @property
+    @cached_property
     def target_parts(self):
         return tuple(self.target_key.split("."))
 

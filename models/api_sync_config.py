@@ -22,7 +22,9 @@ from .api_sync_run import checkpoint_label
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
 PENDING_KEY = "api_sync.pending"
 RECORDS_PER_JOB = 50  # a job's attempts are bounded in time by api.sync.log._deliver
-BATCH_RECORDS_PER_JOB = 1000  # batches of a send_batch share jobs up to about this many records
+# batches of a send_batch or a run share jobs up to about this many records (a job's own cost,
+# about 20 ms and a dozen statements, is then a tenth of its work: BENCHMARKS.md)
+BATCH_RECORDS_PER_JOB = 2500
 # what the writer's commit reads of a configuration (one query for them all)
 CONFIG_FIELDS = [
     "active",
@@ -893,7 +895,8 @@ class ApiSyncConfig(models.Model):
         return RECORDS_PER_JOB
 
     def _batches_per_job(self):
-        """Batch events of one call share jobs too, up to ``BATCH_RECORDS_PER_JOB`` records."""
+        """Batch events of one call or run share jobs too, up to ``BATCH_RECORDS_PER_JOB``
+        records."""
         return max(1, BATCH_RECORDS_PER_JOB // max(self.batch_size, 1))
 
     def _merge_into_pending(self, records, changed_fields):

@@ -317,7 +317,7 @@ class ApiSyncFieldMapping(models.Model):
         tree = {}
         self._add_to_tree(tree, lines)
         self._prefetch_tree(records, tree)
-        return [self._line_values(record, lines) for record in records]
+        return self._values_of(records, lines)
 
     @api.model
     def _add_to_tree(self, tree, lines):
@@ -356,28 +356,67 @@ class ApiSyncFieldMapping(models.Model):
             self._prefetch_tree(related, node["children"])
 
     @api.model
-    def _line_values(self, record, lines):
-        return [self._source_value(record, line) if line.source_path else None for line in lines]
+    def _values_of(self, records, lines):
+        """``_read_source_values`` of records already read: taken column by column, each
+        field's values for all records at once."""
+        columns = [self._source_column(records, line) for line in lines]
+        return [[column[index] for column in columns] for index in range(len(records))]
 
     @api.model
-    def _source_value(self, record, line):
-        value = record
-        for segment in line.source_path[:-1]:
-            value = value[segment]
-            if not value:
-                return None
-        field = value._fields[line.source_path[-1]]
-        result = value[field.name]
-        with_names = line.transform in NAME_TRANSFORMS
+    def _source_column(self, records, line):
+        """The source value of ``line`` for each of ``records``, in their order."""
+        if not line.source_path:
+            return [None] * len(records)
+        *path, last = line.source_path
+        model, ids = records.browse(), list(records._ids)
+        for segment in path:  # many2one fields (checked at save)
+            values = self._field_values(model, ids, segment)
+            model = model.env[model._fields[segment].comodel_name]
+            ids = [values.get(res_id) for res_id in ids]
+        values = self._field_values(model, ids, last)
+        field = model._fields[last]
+        if not field.relational:
+            return [values[res_id] if res_id else None for res_id in ids]
+        related = model.env[field.comodel_name]
         if field.type == "many2one":
-            if not result:
-                return None
-            return mapping.Relation(result.id, result.display_name if with_names else None)
-        if field.type in mapping.X2MANY_TYPES:
-            if line.transform == "lines":
-                return [self._line_values(item, line.children) for item in result]
-            return [
-                mapping.Relation(item.id, item.display_name if with_names else None)
-                for item in result
-            ]
-        return result
+            lists = [[values[res_id]] if res_id and values[res_id] else [] for res_id in ids]
+        else:
+            lists = [values[res_id] if res_id else [] for res_id in ids]
+        items = list(dict.fromkeys(item for item_ids in lists for item in item_ids))
+        if line.transform == "lines":
+            children = self._values_of(related.browse(items), line.children)
+            by_item = dict(zip(items, children, strict=True))
+            return [[by_item[item] for item in item_ids] for item_ids in lists]
+        names = {}
+        if line.transform in NAME_TRANSFORMS:
+            named = related.browse(items)
+            names = dict(zip(items, named.mapped("display_name"), strict=True))
+        relations = [
+            [mapping.Relation(item, names.get(item)) for item in item_ids] for item_ids in lists
+        ]
+        if field.type == "many2one":
+            return [item_relations[0] if item_relations else None for item_relations in relations]
+        return relations
+
+    @api.model
+    def _field_values(self, model, ids, fname):
+        """``{record id: value}`` of the field ``fname`` for the records ``ids`` of ``model``
+        (empty ids skipped), as reading ``record[fname]`` gives it, but for all of them at
+        once: a plain value, the related id (or None) of a many2one, the list of related ids of
+        an x2many (inactive ones left out, as the ORM does)."""
+        records = model.browse(list(dict.fromkeys(filter(None, ids))))
+        field = records._fields[fname]
+        # reads what the cache misses, recomputes, raises AccessError as reading one would
+        values = field.mapped(records)
+        if not field.relational:
+            return dict(zip(records._ids, values, strict=True))
+        stored = records.env.cache.get_until_miss(records, field)
+        if field.type == "many2one":
+            return {
+                res_id: value or None for res_id, value in zip(records._ids, stored, strict=True)
+            }
+        kept = set(values._ids)
+        return {
+            res_id: [item for item in value if item in kept]
+            for res_id, value in zip(records._ids, stored, strict=True)
+        }

@@ -60,6 +60,7 @@ class DeliveryGroup:
     captures: dict  # {(config id, record id): Capture} of the record events without a body yet
     batches: dict  # {log id: (records, their payloads or MappingErrors)} of such batch events
     versions: dict  # {(config id, record id): last version delivered}
+    named: dict = dataclasses.field(default_factory=dict)  # the same, of the rows with a name
     attempts: list = dataclasses.field(default_factory=list)  # attempt lines to create
     changed: list = dataclasses.field(default_factory=list)  # ids of logs whose status changed
     gates: dict = dataclasses.field(default_factory=dict)  # {config id: its endpoint's Gate}
@@ -338,10 +339,13 @@ class ApiSyncLog(models.Model):
         events it did not reach as a job of their own.
         """
         logs = self.sudo().exists()
-        logs = logs and logs._lock_group().filtered(lambda log: log.state == "pending")
         if not logs:
             return
-        group = logs._start_group()
+        logs, status_rows = logs._lock_group()
+        logs = logs.filtered(lambda log: log.state == "pending")
+        if not logs:
+            return
+        group = logs._start_group(status_rows)
         logs = logs.with_context(**{GROUP_KEY: group})
         older = defaultdict(list)
         for event in logs._older_pending():
@@ -365,7 +369,8 @@ class ApiSyncLog(models.Model):
         logs._finish_group(group)
 
     def _lock_group(self):
-        """Lock these logs and their records' status rows; returns those locked.
+        """Lock these logs and their records' status rows; returns those locked, and what
+        ``_lock`` read of the rows.
 
         All together first (a few statements); on a conflict, each on its own: those that
         another delivery holds are queued again (alone in its job, one makes queue_job postpone
@@ -373,8 +378,7 @@ class ApiSyncLog(models.Model):
         """
         try:
             with self.env.cr.savepoint():
-                self._lock()
-            return self
+                return self, self._lock()
         except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
             if len(self) == 1:
                 raise RetryableJobError(
@@ -382,29 +386,33 @@ class ApiSyncLog(models.Model):
                     seconds=BUSY_RETRY_SECONDS,
                     ignore_retry=True,
                 ) from None
-        locked = self.browse()
+        locked, status_rows = self.browse(), {}
         for log in self:
             try:
                 with self.env.cr.savepoint():
-                    log._lock()
+                    status_rows.update(log._lock())
             except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
                 log._enqueue(eta=BUSY_RETRY_SECONDS)
                 continue
             locked |= log
-        return locked
+        return locked, status_rows
 
-    def _start_group(self):
-        """The state the deliveries of these logs share (see ``DeliveryGroup``)."""
+    def _start_group(self, status_rows):
+        """The state the deliveries of these logs share (see ``DeliveryGroup``), with the
+        records' status rows as ``_lock`` read them."""
         captures, batches = self._read_records()
         return DeliveryGroup(
-            captures=captures, batches=batches, versions=self._delivered_versions()
+            captures=captures,
+            batches=batches,
+            versions={key: version for key, (version, _named) in status_rows.items() if version},
+            named={key: version for key, (version, named) in status_rows.items() if named},
         )
 
     def _finish_group(self, group):
         """Write what the group's deliveries did: their attempt lines and records' status."""
         self.env["api.sync.log.attempt"].sudo()._insert(group.attempts)
         changed = self.browse(list(dict.fromkeys(group.changed)))
-        changed.with_context(**{GROUP_KEY: None})._update_status()
+        changed.with_context(**{GROUP_KEY: None})._update_status(named=group.named)
 
     def _read_records(self):
         """The records of the events without a body yet, read and mapped together:
@@ -464,23 +472,10 @@ class ApiSyncLog(models.Model):
             batches[log.id] = (mine, [payloads[i] for i in mine.ids])
         return batches
 
-    def _delivered_versions(self):
-        """``{(config id, record id): last version delivered}`` of these events' records."""
-        res_ids = {res_id for log in self for res_id in log._res_ids()}
-        if not res_ids:
-            return {}
-        self.env.cr.execute(
-            """SELECT config_id, res_id, last_version FROM api_sync_record_status
-                WHERE config_id = ANY(%s) AND res_id = ANY(%s) AND last_version IS NOT NULL""",
-            (self.config_id.ids, list(res_ids)),
-        )
-        return {
-            (config_id, res_id): version for config_id, res_id, version in self.env.cr.fetchall()
-        }
-
     def _lock(self):
         """Lock these logs and the sync status rows of their records (NOWAIT: never block a
-        worker).
+        worker); returns ``{(config id, record id): (last version delivered, whether the row
+        has a name)}`` of those rows, as locked.
 
         Its conflicts are expected and handled by the caller: they are not logged as errors.
 
@@ -493,22 +488,34 @@ class ApiSyncLog(models.Model):
             (tuple(self.ids),),
             log_exceptions=False,
         )
+        status_rows = {}
         for config, logs in self.grouped("config_id").items():
             res_ids = sorted({res_id for log in logs for res_id in log._res_ids()})
-            if res_ids:
-                self.env["api.sync.record.status"]._ensure(config, res_ids)
-                # Records looked up by (config_id, res_id) pairs: one probe of that index each,
-                # whatever the statistics say (a status table grown by a million rows during a
-                # run and not analyzed since made "config_id = x" look selective: every delivery
-                # then read all the configuration's status rows).
-                self.env.cr.execute(
-                    """SELECT id FROM api_sync_record_status
-                        WHERE (config_id, res_id) IN (SELECT %s, unnest(%s::int[]))
-                        ORDER BY id FOR UPDATE NOWAIT""",
-                    (config.id, res_ids),
-                    log_exceptions=False,
-                )
+            found = self._lock_status_rows(config, res_ids) if res_ids else {}
+            missing = [res_id for res_id in res_ids if res_id not in found]
+            if missing:  # created now, they stay locked until this transaction ends
+                self.env["api.sync.record.status"]._ensure(config, missing)
+                found.update(self._lock_status_rows(config, missing))
+            status_rows.update({(config.id, res_id): row for res_id, row in found.items()})
         self.invalidate_recordset()
+        return status_rows
+
+    @api.model
+    def _lock_status_rows(self, config, res_ids):
+        """Lock the existing status rows of ``config`` and ``res_ids``; returns ``{record id:
+        (last version delivered, whether the row has a name)}`` of them."""
+        # Records looked up by (config_id, res_id) pairs: one probe of that index each, whatever
+        # the statistics say (a status table grown by a million rows during a run and not
+        # analyzed since made "config_id = x" look selective: every delivery then read all the
+        # configuration's status rows).
+        self.env.cr.execute(
+            """SELECT res_id, last_version, record_name IS NOT NULL FROM api_sync_record_status
+                WHERE (config_id, res_id) IN (SELECT %s, unnest(%s::int[]))
+                ORDER BY id FOR UPDATE NOWAIT""",
+            (config.id, res_ids),
+            log_exceptions=False,
+        )
+        return {res_id: (version, named) for res_id, version, named in self.env.cr.fetchall()}
 
     def _res_ids(self):
         if self.operation == "batch":
@@ -879,10 +886,11 @@ class ApiSyncLog(models.Model):
             return message.splitlines()[0]
         return error
 
-    def _update_status(self):
-        """Reflect the outcome on the records' status, and on the run the events belong to."""
+    def _update_status(self, named=None):
+        """Reflect the outcome on the records' status, and on the run the events belong to
+        (``named``: see ``_record_outcome``)."""
         notify_viewers(self)
-        self.env["api.sync.record.status"]._record_outcome(self)
+        self.env["api.sync.record.status"]._record_outcome(self, named)
         finished = self.filtered(lambda log: log.state != "pending")
         finished.run_id.filtered(lambda run: run.state == "running")._queue_advance()
 

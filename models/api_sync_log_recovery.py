@@ -126,11 +126,11 @@ class ApiSyncLog(models.Model):
             older._recover_lost()
         return older.filtered(lambda log: log.state == "pending")
 
-    def _update_status(self):
+    def _update_status(self, named=None):
         """A delivery that is over wakes the next event of its record, which waits for it (a
         backlog of one record's events then drains at the pace of its deliveries); an event in
         a retry backoff of its own is left to it."""
-        result = super()._update_status()
+        result = super()._update_status(named)
         over = self.filtered(lambda log: log.state != "pending" and log.res_id)
         if over:
             self.flush_model(["state"])

@@ -158,6 +158,8 @@ class ApiSyncRun(models.Model):
         config = self.config_id
         last_date, last_id = config.checkpoint_date, config.checkpoint_res_id
         Log = self.env["api.sync.log"].sudo()
+        waiting = Log  # batch events not queued yet: the batches of several pages share a job
+        batches_per_job = config._batches_per_job()
         selected = skipped = not_readable = 0
         self.env.flush_all()
         # The selection reads in a transaction of its own, whose snapshot is taken by the
@@ -187,13 +189,16 @@ class ApiSyncRun(models.Model):
                 if todo:
                     logs = Log.create(self._log_values(todo))
                     if config.delivery_mode == "batch":
-                        for log in logs:
-                            log._enqueue()
+                        waiting |= logs
+                        if len(waiting) >= batches_per_job:
+                            waiting._enqueue()
+                            waiting = Log
                     else:
                         logs._enqueue()
                 # keep memory flat over large selections
                 self.env.flush_all()
                 self.env.invalidate_all()
+        waiting._enqueue()
         # written once: each update of the run's row in this transaction leaves a version that
         # the next one, and the foreign key check of every log inserted after it, walks past
         values = {

@@ -46,6 +46,17 @@ class TestBatchSync(RunCase):
         self.assertTrue(run)
         return run
 
+    def test_the_batches_of_a_run_share_jobs(self):
+        self.distinct_dates()
+        before = self.jobs()
+        run = self.run_now()
+        self.assertEqual(len(run.log_ids), 3, "5 records in chunks of 2")
+        (job,) = self.jobs() - before
+        self.assertEqual(set(run.log_ids.mapped("job_uuid")), {job.uuid})
+        self.run_jobs()
+        self.assertEqual((run.state, run.count_sent), ("success", 5))
+        self.assertEqual(self.sent_ids(), self.partners.ids, "in (write_date, id) order")
+
     def test_incremental_runs(self):
         self.distinct_dates()
         run = self.run_now()

@@ -148,6 +148,33 @@ class TestDeliveryGroups(DeliveryCase):
         self.assertEqual(len(four), 4)
         self.assertLessEqual(four_count, one_count, "4 batches cost what 1 does")
 
+    def status_statements(self, logs):
+        """Deliver ``logs`` as one job; returns the statements it ran on the status table."""
+        Cursor, seen = type(self.env.cr), []
+        execute = Cursor.execute
+
+        def spy(cr, query, params=None, log_exceptions=True):
+            seen.append(str(getattr(query, "code", query)))
+            return execute(cr, query, params, log_exceptions)
+
+        with patch.object(Cursor, "execute", spy):
+            self.deliver(logs)
+        return [query for query in seen if "api_sync_record_status" in query]
+
+    def test_a_batch_reads_and_writes_the_status_of_its_records_once(self):
+        self.config.batch_size = 10
+        partners = self.partners(10)
+        first = self.status_statements(self.config.send_batch(partners))
+        self.assertEqual(len(first), 4, "new rows: locked, created, locked, written")
+        self.env.invalidate_all()
+        again = self.config.send_batch(partners)
+        statements = self.status_statements(again)
+        self.assertEqual(again.state, "done")
+        self.assertEqual(len(statements), 2, "rows there: locked with what they hold, written")
+        self.assertIn("FOR UPDATE NOWAIT", statements[0])
+        statuses = self.env["api.sync.record.status"].get_sync_status(partners, self.config)
+        self.assertEqual({status["log_id"] for status in statuses.values()}, {again.id})
+
     def test_a_batch_reads_the_names_of_the_versions_it_did_not_deliver_yet(self):
         self.config.batch_size = 2
         partners = self.partners(3)

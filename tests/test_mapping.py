@@ -80,6 +80,13 @@ class TestMapping(ApiSyncCase):
         self.assertEqual(payloads[1]["tags"], {"ids": [], "names": []})
         self.assertEqual(payloads[1]["children"], [self.person.id])
 
+    def test_archived_related_records_are_left_out_as_the_orm_does(self):
+        self.tags[0].active = False
+        payload = self.config.prepare_outbound_data(self.person | self.company)
+        self.assertEqual(payload[0]["tags"], {"ids": self.tags[1:].ids, "names": ["VIP"]})
+        self.assertEqual(self.person.category_id, self.tags[1:])
+        self.assertEqual(payload[1]["company"]["country"], None)
+
     def test_required_missing_names_record_and_field(self):
         self.config.mapping_ids.filtered(lambda line: line.source_path == "email").required = True
         self.person.email = False
