@@ -125,3 +125,23 @@ class TestEventsAtCommitRules(EventsAtCommitCases, DeliveryCase):
 @tagged("post_install", "-at_install")
 class TestEventsAtCommitListener(EventsAtCommitCases, DeliveryCase):
     mode = "listener"
+
+
+@tagged("post_install", "-at_install")
+class TestEventRows(DeliveryCase):
+    def event_id_indexes(self):
+        self.env.cr.execute(
+            """SELECT indexname FROM pg_indexes
+                WHERE tablename = 'api_sync_log' AND indexdef LIKE '%%(idempotency_key)%%'"""
+        )
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    def test_the_event_id_is_indexed_once(self):
+        """Every event inserts one entry per index: its unique constraint is the lookup."""
+        self.assertEqual(self.event_id_indexes(), ["api_sync_log_idempotency_key_unique"])
+        # a database upgraded from a version that had a second index loses it
+        self.env.cr.execute(
+            "CREATE INDEX api_sync_log__idempotency_key_index ON api_sync_log (idempotency_key)"
+        )
+        self.env["api.sync.log"].init()
+        self.assertEqual(self.event_id_indexes(), ["api_sync_log_idempotency_key_unique"])
