@@ -161,7 +161,8 @@ class ApiSyncLog(models.Model):
         string="Event ID",
         required=True,
         readonly=True,
-        help="Sent as Idempotency-Key and webhook-id; the same on every retry of this event.",
+        help="Sent as Idempotency-Key and webhook-id, the same on every retry of this event (in "
+        "resource mode an upsert's other request adds -create or -update).",
     )
     attempt_count = fields.Integer(string="Attempts", aggregator=None)
     attempts_allowed = fields.Integer(

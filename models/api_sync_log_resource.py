@@ -140,9 +140,19 @@ class ApiSyncLog(models.Model):
             )
         body = b"" if step.kind == "delete" else wire.encode(resource.body(data, self._root_key()))
         self.request_line = f"{step.method} {url}"
-        outcome = config._send(self.idempotency_key, body, method=step.method, url=url)
+        outcome = config._send(self._request_key(step.kind), body, method=step.method, url=url)
         outcome.object_url = step.kind != "create"
         return outcome
+
+    def _request_key(self, kind):
+        """The Idempotency-Key of this event's ``kind`` request, the same on every retry: the
+        event id for the request of its own operation, the event id and the kind for the other
+        request of an upsert (an update sent as a create, a create of a bound record sent as an
+        update): an API that ties a key to the first request carrying it refuses it on
+        another."""
+        if kind == self.operation:
+            return self.idempotency_key
+        return f"{self.idempotency_key}-{kind}"
 
     def _after_response(self, step, bound, outcome):
         """Bind, refresh or drop the record's external id after a response."""

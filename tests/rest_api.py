@@ -13,7 +13,9 @@ class RestApi(Receiver):
 
     ``id_style``: where a create answers the new id: ``body`` (``{"id": ...}``), ``nested``
     (``{"data": {"id": ...}}``), ``location`` (only a Location header) or ``none``. Ids in
-    ``gone`` answer 410 instead of 404 once removed.
+    ``gone`` answer 410 instead of 404 once removed. As APIs that keep idempotency keys do, an
+    ``Idempotency-Key`` is tied to the first request that carried it: another method or path
+    with the same key answers 400.
     """
 
     def __init__(self, prefix="/contacts"):
@@ -22,6 +24,7 @@ class RestApi(Receiver):
         self.gone = set()
         self.id_style = "body"
         self.next_id = 1
+        self.keys = {}  # Idempotency-Key -> "METHOD /path" of its first request
         super().__init__(policy=self._reply)
         self.__enter__()
 
@@ -38,6 +41,7 @@ class RestApi(Receiver):
             self.received.clear()
             self.objects.clear()
             self.gone.clear()
+            self.keys.clear()
             self.id_style = "body"
             self.next_id = 1
 
@@ -52,6 +56,9 @@ class RestApi(Receiver):
     def _answer(self, call):
         """The reply to a call (the receiver's policy, called under its lock)."""
         path = urlsplit(call.path).path
+        key = call.headers.get("Idempotency-Key")
+        if key and self.keys.setdefault(key, f"{call.method} {path}") != f"{call.method} {path}":
+            return 400, {}, {"error": f"Idempotency-Key {key} was used for another request"}
         if not path.startswith(self.prefix):
             return 404, {}, {"error": "no such collection"}
         object_id = unquote(path[len(self.prefix) :].strip("/"))

@@ -163,6 +163,17 @@ class TestResourceRequests(ResourceCase):
         self.assertEqual(self.rest.lines(), ["PATCH /contacts/c1", "POST /contacts"])
         self.assertEqual((log.state, log.response_status), ("done", 201))
         self.assertEqual(self.binding(partner).external_id, "c2")
+        keys = [call.headers["Idempotency-Key"] for call in self.rest.calls]
+        key = log.idempotency_key
+        self.assertEqual(keys, [key, f"{key}-create"], "an API ties a key to its first request")
+
+    def test_an_update_without_external_id_creates_with_a_key_of_its_own(self):
+        partner = self.create_partner()
+        log = self.sync(partner, "update")
+        (call,) = self.rest.calls
+        self.assertEqual(call.headers["Idempotency-Key"], f"{log.idempotency_key}-create")
+        self.assertEqual(call.headers["webhook-id"], f"{log.idempotency_key}-create")
+        self.assertEqual(self.binding(partner).external_id, "c1")
 
     def test_update_answered_410_creates_it_again_and_the_endpoint_stays_healthy(self):
         partner = self.created()
@@ -472,8 +483,13 @@ class TestBindingSurvivesAFailedJob(TransactionCase):
             self.assertEqual((binding.res_id, binding.external_id), (self.tag_id, "c1"))
         self.deliver()
         self.assertEqual(self.rest.lines(), ["POST /contacts", "PATCH /contacts/c1"])
-        keys = {call.headers["Idempotency-Key"] for call in self.rest.calls}
-        self.assertEqual(len(keys), 1, "the retry keeps its Idempotency-Key")
         with self.registry.cursor() as cr:
             log = api.Environment(cr, SUPERUSER_ID, {})["api.sync.log"].browse(self.log_id)
             self.assertEqual(log.state, "done")
+            event_id = log.idempotency_key
+        keys = [call.headers["Idempotency-Key"] for call in self.rest.calls]
+        self.assertEqual(
+            keys,
+            [event_id, f"{event_id}-update"],
+            "the update: a key of its own, the same on retries",
+        )
