@@ -1,4 +1,5 @@
 from . import api_sync_config
+from . import api_sync_config_part
 from . import api_sync_field_mapping
 from . import api_sync_log
 from . import api_sync_log_recovery

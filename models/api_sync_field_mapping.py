@@ -29,6 +29,7 @@ SUGGESTED_TRANSFORMS = {
 
 class ApiSyncFieldMapping(models.Model):
     _name = "api.sync.field.mapping"
+    _inherit = "api.sync.config.part"
     _description = "API Sync Field Mapping"
     _order = "config_id, sequence, id"
     _rec_name = "target_key"
@@ -105,14 +106,9 @@ class ApiSyncFieldMapping(models.Model):
         for vals in vals_list:  # the fields of a Lines line belong to its configuration
             if vals.get("parent_line_id"):
                 vals["config_id"] = self.browse(vals["parent_line_id"]).config_id.id
-        lines = super().create(vals_list)
-        lines.config_id._check_can_change()  # defaults (also from the context) applied by now
-        return lines
+        return super().create(vals_list)
 
     def write(self, vals):
-        self.config_id._check_can_change()
-        if vals.get("config_id"):
-            self.config_id.browse(vals["config_id"])._check_can_change()
         self.env.registry.clear_cache()
         configs = self.config_id
         result = super().write(vals)
@@ -120,7 +116,6 @@ class ApiSyncFieldMapping(models.Model):
         return result
 
     def unlink(self):
-        self.config_id._check_can_change()
         self.env.registry.clear_cache()
         parents = self.parent_line_id - self
         configs = self.config_id

@@ -5,6 +5,7 @@ from odoo import api, fields, models
 
 class ApiSyncRequestHeader(models.Model):
     _name = "api.sync.request.header"
+    _inherit = "api.sync.config.part"
     _description = "API Sync Extra Request Header"
     _order = "config_id, sequence, id"
 
@@ -19,22 +20,6 @@ class ApiSyncRequestHeader(models.Model):
         help="Sent as it is and shown to everyone who reads the configuration and its logs: "
         "never put credentials here (use Authentication).",
     )
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        headers = super().create(vals_list)
-        headers.config_id._check_can_change()
-        return headers
-
-    def write(self, vals):
-        self.config_id._check_can_change()
-        if vals.get("config_id"):
-            self.config_id.browse(vals["config_id"])._check_can_change()
-        return super().write(vals)
-
-    def unlink(self):
-        self.config_id._check_can_change()
-        return super().unlink()
 
     @api.constrains("name", "value", "config_id")
     def _check_header(self):
