@@ -633,30 +633,31 @@ class ApiSyncLog(models.Model):
     def _record_attempt(self, outcome, at):
         """Keep the attempt just made as a line of the event's history (with the job's group's
         lines, when in a group)."""
-        outcome_state = {"done": "done", "failed": "failed"}.get(self.state, "retry")
         group = self.env.context.get(GROUP_KEY)
         create = (
             group.attempts.append
             if group is not None
             else self.env["api.sync.log.attempt"].sudo().create
         )
-        create(
-            {
-                "log_id": self.id,
-                "number": self.attempt_count,
-                "attempted_at": at,
-                "outcome": outcome_state,
-                "response_status": outcome.status or False,
-                "duration_ms": outcome.duration_ms if outcome.status else False,
-                "failure_reason": outcome_state != "done"
-                and self._failure_reason(with_excerpt=False),
-                "error_class": outcome.error_class or False,
-                "error_message": outcome.error_message or False,
-                "response_excerpt": outcome.response_excerpt or False,
-                "next_retry_at": self.next_retry_at,
-                "request_headers": json.dumps(outcome.sent_headers or {}, indent=2),
-            }
-        )
+        create(self._attempt_values(outcome, at))
+
+    def _attempt_values(self, outcome, at):
+        """The values of the attempt line of the attempt just made (the same keys for all)."""
+        outcome_state = {"done": "done", "failed": "failed"}.get(self.state, "retry")
+        return {
+            "log_id": self.id,
+            "number": self.attempt_count,
+            "attempted_at": at,
+            "outcome": outcome_state,
+            "response_status": outcome.status or False,
+            "duration_ms": outcome.duration_ms if outcome.status else False,
+            "failure_reason": outcome_state != "done" and self._failure_reason(with_excerpt=False),
+            "error_class": outcome.error_class or False,
+            "error_message": outcome.error_message or False,
+            "response_excerpt": outcome.response_excerpt or False,
+            "next_retry_at": self.next_retry_at,
+            "request_headers": json.dumps(outcome.sent_headers or {}, indent=2),
+        }
 
     def _capture_body(self):
         """Freeze the body at the first attempt, from the record as it is now."""

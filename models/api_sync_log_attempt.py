@@ -28,6 +28,11 @@ class ApiSyncLogAttempt(models.Model):
     error_message = fields.Text(groups=MANAGER_GROUP)
     response_excerpt = fields.Text(groups=MANAGER_GROUP)
     next_retry_at = fields.Datetime(string="Next Retry")
+    request_line = fields.Char(
+        string="Request",
+        help="Resource mode: the method and URL of the attempt's request (its last one, when an "
+        "update answered 404 was followed by a create).",
+    )
     request_headers = fields.Text(
         help="The headers sent, credentials and signatures masked.",
     )

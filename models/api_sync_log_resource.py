@@ -144,6 +144,9 @@ class ApiSyncLog(models.Model):
         outcome.object_url = step.kind != "create"
         return outcome
 
+    def _attempt_values(self, outcome, at):
+        return {**super()._attempt_values(outcome, at), "request_line": self.request_line or False}
+
     def _request_key(self, kind):
         """The Idempotency-Key of this event's ``kind`` request, the same on every retry: the
         event id for the request of its own operation, the event id and the kind for the other

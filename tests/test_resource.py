@@ -6,6 +6,7 @@ from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
+from ..engine.receiver import Reply
 from .delivery_common import DeliveryCase
 from .rest_api import RestApi
 from .test_mapping_lines import line
@@ -166,6 +167,18 @@ class TestResourceRequests(ResourceCase):
         keys = [call.headers["Idempotency-Key"] for call in self.rest.calls]
         key = log.idempotency_key
         self.assertEqual(keys, [key, f"{key}-create"], "an API ties a key to its first request")
+
+    def test_each_attempt_keeps_its_request_line(self):
+        partner = self.created()
+        self.rest.script(Reply(500))
+        log = self.config.sync_record(partner, "update")
+        self.run_jobs(once=True)
+        self.assertEqual((log.state, log.attempt_count), ("pending", 1))
+        self.rest.objects.clear()  # then removed at the endpoint: created again
+        self.run_jobs()
+        self.assertEqual((log.state, log.attempt_count), ("done", 2))
+        lines = log.attempt_ids.sorted("number").mapped("request_line")
+        self.assertEqual(lines, [f"PATCH {self.rest.url}/c1", f"POST {self.rest.url}"])
 
     def test_an_update_without_external_id_creates_with_a_key_of_its_own(self):
         partner = self.create_partner()
