@@ -477,16 +477,24 @@ class ApiSyncLog(models.Model):
         endpoint (paused, disabled, Retry-After, rate limit): queued again, no attempt spent.
 
         In a job's group, the pass of a healthy endpoint without rate limit serves the next
-        deliveries for ``GATE_REUSE`` seconds, as long as their answers change nothing."""
+        deliveries for ``GATE_REUSE`` seconds, as long as their answers change nothing; an
+        endpoint to wait for holds the group's next deliveries too, and those waiting share
+        their jobs again (queued when the group ends)."""
         group = self.env.context.get(GROUP_KEY)
         gate = group and group.gates.get(self.config_id.id)
-        if not (gate and gate.reusable_until and wire.utc_now() < gate.reusable_until):
+        reusable = gate and (
+            gate.wait_until or (gate.reusable_until and wire.utc_now() < gate.reusable_until)
+        )
+        if not reusable:
             gate = self.config_id._endpoint_gate()
             if group is not None:
                 group.gates[self.config_id.id] = gate
         if gate.wait_until:
             self.next_retry_at = gate.wait_until
-            self._enqueue(eta=gate.wait_until)
+            if group is None:
+                self._enqueue(eta=gate.wait_until)
+            else:
+                group.waiting.setdefault((self.config_id.id, gate.wait_until), []).append(self.id)
             return None
         return gate
 

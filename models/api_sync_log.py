@@ -64,6 +64,8 @@ class DeliveryGroup:
     attempts: list = dataclasses.field(default_factory=list)  # attempt lines to create
     changed: list = dataclasses.field(default_factory=list)  # ids of logs whose status changed
     gates: dict = dataclasses.field(default_factory=dict)  # {config id: its endpoint's Gate}
+    # {(config id, eta): ids of the logs waiting for their endpoint until then}, queued together
+    waiting: dict = dataclasses.field(default_factory=dict)
     settings: dict = dataclasses.field(default_factory=dict)  # {(name, config id): request setting}
 
 
@@ -416,6 +418,8 @@ class ApiSyncLog(models.Model):
     def _finish_group(self, group):
         """Write what the group's deliveries did: their attempt lines and records' status."""
         self.env["api.sync.log.attempt"].sudo()._insert(group.attempts)
+        for (_config_id, eta), ids in group.waiting.items():
+            self.browse(ids)._enqueue(eta=eta)
         changed = self.browse(list(dict.fromkeys(group.changed)))
         changed.with_context(**{GROUP_KEY: None})._update_status(named=group.named)
 

@@ -89,6 +89,20 @@ class TestEndpointHealth(DeliveryCase):
         self.assertFalse(self.endpoint_activities(), "the activity is done once it resumes")
         self.assertFalse(logs.filtered(lambda log: log.state == "failed"))
 
+    def test_the_events_waiting_for_a_paused_endpoint_share_their_jobs(self):
+        until = fields.Datetime.add(fields.Datetime.now(), seconds=600)
+        self.env["api.sync.endpoint.state"].sudo().create(
+            {"config_id": self.config.id, "state": "paused", "paused_until": until}
+        )
+        logs = self.sync(5)
+        self.assertEqual(len(self.jobs()), 1)
+        self.run_jobs(once=True)
+        self.assertFalse(self.receiver.received)
+        (job,) = self.jobs()
+        self.assertEqual(set(logs.mapped("job_uuid")), {job.uuid}, "one job, as before")
+        self.assertGreaterEqual(job.eta, until)
+        self.assertEqual((set(logs.mapped("state")), self.spent(logs)), ({"pending"}, [0] * 5))
+
     def test_one_probe_at_a_time_and_a_failed_probe_backs_off(self):
         past = fields.Datetime.subtract(fields.Datetime.now(), seconds=5)
         self.env["api.sync.endpoint.state"].sudo().create(
