@@ -346,6 +346,17 @@ class ApiSyncConfig(models.Model):
             row = cr.fetchone()
         return row[0] if row else None
 
+    def _bound_external_ids(self, res_ids):
+        """``{record id: external id or None}`` of ``res_ids``, as committed, in one query."""
+        with self._endpoint_cursor() as cr:
+            cr.execute(
+                """SELECT res_id, external_id FROM api_sync_binding
+                    WHERE config_id = %s AND res_id = ANY(%s)""",
+                (self.id, list(res_ids)),
+            )
+            bound = dict(cr.fetchall())
+        return {res_id: bound.get(res_id) for res_id in res_ids}
+
     def _bind(self, res_id, external_id, version):
         """Store (committed at once) that the record ``res_id`` is ``external_id``: a create
         whose response arrived is never sent again as a create, whatever becomes of the

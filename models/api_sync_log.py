@@ -67,6 +67,8 @@ class DeliveryGroup:
     # {(config id, eta): ids of the logs waiting for their endpoint until then}, queued together
     waiting: dict = dataclasses.field(default_factory=dict)
     settings: dict = dataclasses.field(default_factory=dict)  # {(name, config id): request setting}
+    # resource mode: {(config id, record id): external id or None} of the record events
+    bindings: dict = dataclasses.field(default_factory=dict)
 
 
 def notify_viewers(records):

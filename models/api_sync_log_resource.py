@@ -8,6 +8,7 @@ from odoo import api, fields, models
 from ..engine import mapping, resource, wire
 from ..engine.delivery import Outcome
 from .api_sync_config_resource import METHOD_FIELDS, PATH_FIELDS
+from .api_sync_log import GROUP_KEY
 
 MANAGER_GROUP = "api_sync.group_api_sync_manager"
 
@@ -57,6 +58,34 @@ class ApiSyncLog(models.Model):
             log.request_preview = sent and json.dumps(sent, indent=2, ensure_ascii=False)
         return result
 
+    def _start_group(self, status_rows):
+        """Resource mode: the external ids of the group's records, read together."""
+        group = super()._start_group(status_rows)
+        events = self.filtered(lambda log: log.res_id and log._is_resource())
+        for config, logs in events.grouped("config_id").items():
+            bound = config._bound_external_ids(set(logs.mapped("res_id")))
+            group.bindings.update({(config.id, res_id): ext for res_id, ext in bound.items()})
+        return group
+
+    def _bound(self):
+        """The record's external id as committed: the job's group's, else read now."""
+        group = self.env.context.get(GROUP_KEY)
+        key = (self.config_id.id, self.res_id)
+        if group is not None and key in group.bindings:
+            return group.bindings[key]
+        return self.config_id._bound_external_id(self.res_id)
+
+    def _set_bound(self, external_id):
+        """Bind the record to ``external_id`` (None: unbind), committed at once, and tell the
+        job's group."""
+        if external_id:
+            self.config_id._bind(self.res_id, external_id, self.record_version)
+        else:
+            self.config_id._unbind(self.res_id)
+        group = self.env.context.get(GROUP_KEY)
+        if group is not None:
+            group.bindings[self.config_id.id, self.res_id] = external_id or None
+
     def _is_resource(self):
         return self.config_id.payload_format == "resource"
 
@@ -89,7 +118,7 @@ class ApiSyncLog(models.Model):
             values = self._frozen_resource_values(data)
         except mapping.MappingError as exc:
             return Outcome("failed", error_class="MappingError", error_message=str(exc))
-        bound = config._bound_external_id(self.res_id)
+        bound = self._bound()
         step = self._plan(bound)
         if step.skip:
             self._not_sent(step)
@@ -97,7 +126,7 @@ class ApiSyncLog(models.Model):
         outcome = self._send_step(step, bound, data, values)
         missing = outcome.status in resource.MISSING_STATUSES
         if step.kind == "update" and missing and config.on_remote_missing == "recreate":
-            config._unbind(self.res_id)
+            self._set_bound(None)
             recreate = self._plan(None)
             if not recreate.skip:
                 step = recreate
@@ -172,7 +201,7 @@ class ApiSyncLog(models.Model):
                 )
             return outcome
         if step.kind == "delete":
-            config._unbind(self.res_id)
+            self._set_bound(None)
             return outcome
         external_id = bound
         if step.kind == "create":
@@ -189,7 +218,7 @@ class ApiSyncLog(models.Model):
                 path=config.external_id_path or "",
             )
             return outcome
-        config._bind(self.res_id, external_id, self.record_version)
+        self._set_bound(external_id)
         return outcome
 
     def _not_sent(self, step):
@@ -205,6 +234,6 @@ class ApiSyncLog(models.Model):
                 "created at the endpoint, or its deletion was delivered already)."
             )
         if step.kind == "delete":
-            self.config_id._unbind(self.res_id)
+            self._set_bound(None)
         self.write({"state": "cancelled", "error_class": "NotSent", "error_message": message})
         self._update_status()

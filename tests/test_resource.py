@@ -168,6 +168,20 @@ class TestResourceRequests(ResourceCase):
         key = log.idempotency_key
         self.assertEqual(keys, [key, f"{key}-create"], "an API ties a key to its first request")
 
+    def test_a_group_reads_the_external_ids_of_its_records_once(self):
+        partners = self.created() | self.created() | self.created()
+        Config = type(self.config)
+        logs = self.config.sync_record(partners, "update")
+        with patch.object(
+            Config, "_bound_external_id", autospec=True, wraps=Config._bound_external_id
+        ) as one_by_one:
+            self.run_jobs()
+        self.assertEqual(set(logs.mapped("state")), {"done"})
+        self.assertEqual(one_by_one.call_count, 0, "read for the whole group")
+        self.assertEqual(
+            self.rest.lines(), ["PATCH /contacts/c1", "PATCH /contacts/c2", "PATCH /contacts/c3"]
+        )
+
     def test_each_attempt_keeps_its_request_line(self):
         partner = self.created()
         self.rest.script(Reply(500))
