@@ -369,29 +369,33 @@ class ApiSyncFieldMapping(models.Model):
             model = model.env[model._fields[segment].comodel_name]
             ids = [values.get(res_id) for res_id in ids]
         values = self._field_values(model, ids, last)
+        column = [values[res_id] if res_id else None for res_id in ids]
         field = model._fields[last]
         if not field.relational:
-            return [values[res_id] if res_id else None for res_id in ids]
+            return column
         related = model.env[field.comodel_name]
         if field.type == "many2one":
-            lists = [[values[res_id]] if res_id and values[res_id] else [] for res_id in ids]
-        else:
-            lists = [values[res_id] if res_id else [] for res_id in ids]
+            names = self._display_names(related, column, line)
+            return [mapping.Relation(item, names.get(item)) if item else None for item in column]
+        lists = [item_ids or [] for item_ids in column]
         items = list(dict.fromkeys(item for item_ids in lists for item in item_ids))
         if line.transform == "lines":
             children = self._values_of(related.browse(items), line.children)
             by_item = dict(zip(items, children, strict=True))
             return [[by_item[item] for item in item_ids] for item_ids in lists]
-        names = {}
-        if line.transform in NAME_TRANSFORMS:
-            named = related.browse(items)
-            names = dict(zip(items, named.mapped("display_name"), strict=True))
-        relations = [
+        names = self._display_names(related, items, line)
+        return [
             [mapping.Relation(item, names.get(item)) for item in item_ids] for item_ids in lists
         ]
-        if field.type == "many2one":
-            return [item_relations[0] if item_relations else None for item_relations in relations]
-        return relations
+
+    @api.model
+    def _display_names(self, related, ids, line):
+        """``{id: display name}`` of the related records ``ids`` (empty ones skipped), read
+        together, when ``line`` sends names."""
+        if line.transform not in NAME_TRANSFORMS:
+            return {}
+        records = related.browse(list(dict.fromkeys(filter(None, ids))))
+        return dict(zip(records._ids, records.mapped("display_name"), strict=True))
 
     @api.model
     def _field_values(self, model, ids, fname):
