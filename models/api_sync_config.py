@@ -18,8 +18,8 @@ from odoo.tools import safe_eval, split_every
 
 from ..engine import delivery, mapping, wire
 from .api_sync_run import checkpoint_label
+from .constants import ADMIN_GROUP, MANAGER_GROUP, USER_GROUP
 
-MANAGER_GROUP = "api_sync.group_api_sync_manager"
 PENDING_KEY = "api_sync.pending"
 RECORDS_PER_JOB = 50  # a job's attempts are bounded in time by api.sync.log._deliver
 # batches of a send_batch or a run share jobs up to about this many records (a job's own cost,
@@ -36,7 +36,6 @@ CONFIG_FIELDS = [
     "timeout",
     "max_attempts",
 ]
-USER_GROUP = "api_sync.group_api_sync_user"
 GENERATED_TRIGGERS = ("on_create_or_write", "on_create", "on_write", "on_unlink")
 OPERATIONS = ("create", "update", "delete")
 SECRET_FIELDS = ("auth_password", "auth_token", "api_key", "signing_secret")
@@ -153,15 +152,15 @@ class ApiSyncConfig(models.Model):
         "api_sync_config_id",
         string="Server Actions",
         readonly=True,
-        groups="base.group_system",
+        groups=ADMIN_GROUP,
     )
     automation_ids = fields.Many2many(
         "base.automation",
         compute="_compute_automation_ids",
         string="Automation Rules",
-        groups="base.group_system",
+        groups=ADMIN_GROUP,
     )
-    automation_count = fields.Integer(compute="_compute_automation_ids", groups="base.group_system")
+    automation_count = fields.Integer(compute="_compute_automation_ids", groups=ADMIN_GROUP)
     # scheduled batch sync
     schedule_active = fields.Boolean(
         string="Scheduled Sync",

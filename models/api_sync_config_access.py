@@ -9,11 +9,10 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 
 from ..engine import mapping, targets
+from .constants import ADMIN_GROUP, MANAGER_GROUP
 
-ADMIN_GROUP = "base.group_system"
 ALLOWED_TARGETS_PARAMETER = "api_sync.allowed_targets"
 DENY_PRIVATE_PARAMETER = "api_sync.deny_private_targets"
-MANAGER_GROUP = "api_sync.group_api_sync_manager"
 # up to this many records, the record rules are applied in Python (see _split_readable)
 RULES_IN_PYTHON_MAX = 50
 

@@ -26,10 +26,10 @@ from odoo.tools import format_datetime
 
 from ..engine import health, wire
 from .api_sync_log import GROUP_KEY
+from .constants import MANAGER_GROUP
 
 _logger = logging.getLogger(__name__)
 
-MANAGER_GROUP = "api_sync.group_api_sync_manager"
 COLUMNS = [field.name for field in dataclasses.fields(health.Health)]
 SELECT_COLUMNS = ", ".join(
     f"COALESCE({column}, 0)" if column.endswith("_count") else column for column in COLUMNS

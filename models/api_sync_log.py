@@ -22,12 +22,10 @@ from odoo.addons.queue_job.job import Job
 
 from ..engine import delivery, wire
 from ..engine.mapping import MappingError, parse_iso_datetime
+from .constants import CHANNEL, MANAGER_GROUP, USER_GROUP
 
 _logger = logging.getLogger(__name__)
 
-CHANNEL = "root.api_sync"
-MANAGER_GROUP = "api_sync.group_api_sync_manager"
-USER_GROUP = "api_sync.group_api_sync_user"
 REFRESH_KEY = "api_sync.refresh"
 BUSY_RETRY_SECONDS = 3
 GROUP_SECONDS = 60  # a job's group queues the events it did not reach by then as another job

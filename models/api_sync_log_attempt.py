@@ -2,8 +2,8 @@
 
 from odoo import api, fields, models
 from odoo.tools import SQL
+from .constants import MANAGER_GROUP
 
-MANAGER_GROUP = "api_sync.group_api_sync_manager"
 
 
 class ApiSyncLogAttempt(models.Model):

@@ -9,8 +9,8 @@ from ..engine import mapping, resource, wire
 from ..engine.delivery import Outcome
 from .api_sync_config_resource import METHOD_FIELDS, PATH_FIELDS
 from .api_sync_log import GROUP_KEY
+from .constants import MANAGER_GROUP
 
-MANAGER_GROUP = "api_sync.group_api_sync_manager"
 
 
 class ApiSyncLog(models.Model):

@@ -13,6 +13,7 @@ from odoo.tools import SQL
 from odoo.addons.queue_job.exception import RetryableJobError
 
 from .api_sync_log import notify_viewers
+from .constants import CHANNEL
 
 RUN_STATES = [
     ("running", "Running"),
@@ -365,7 +366,7 @@ class ApiSyncRun(models.Model):
         """Recompute the run's progress in a job of its own (deliveries never wait for it)."""
         for run in self:
             run.with_delay(
-                channel="root.api_sync",
+                channel=CHANNEL,
                 max_retries=0,
                 description=f"API sync: progress of run {run.id}",
             )._advance()

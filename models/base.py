@@ -6,6 +6,7 @@ from lxml import etree
 from odoo import api, models
 
 from .api_sync_config_commit import NOTED_KEY
+from .constants import USER_GROUP
 
 
 class Base(models.AbstractModel):
@@ -25,7 +26,7 @@ class Base(models.AbstractModel):
                     0,
                     etree.Element(
                         "widget",
-                        {"name": "api_sync_status", "groups": "api_sync.group_api_sync_user"},
+                        {"name": "api_sync_status", "groups": USER_GROUP},
                     ),
                 )
         return arch, view
