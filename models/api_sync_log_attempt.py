@@ -2,8 +2,8 @@
 
 from odoo import api, fields, models
 from odoo.tools import SQL
-from .constants import MANAGER_GROUP
 
+from .constants import MANAGER_GROUP
 
 
 class ApiSyncLogAttempt(models.Model):

@@ -12,7 +12,6 @@ from .api_sync_log import GROUP_KEY
 from .constants import MANAGER_GROUP
 
 
-
 class ApiSyncLog(models.Model):
     _inherit = "api.sync.log"
 
