@@ -1,6 +1,13 @@
-"""Which remote object a record is, for a configuration in resource mode: its external id."""
+"""Which remote object a record is, for a configuration in resource mode: its external id.
+
+The binder: deliveries look bindings up, bind and unbind on short transactions of their own,
+committed at once (a delivery sees the binding an earlier one made, even after its own
+transaction began; a create whose response arrived is never sent again as a create, whatever
+becomes of the delivery's transaction)."""
 
 from odoo import api, fields, models
+
+from .transactions import own_transaction
 
 
 class ApiSyncBinding(models.Model):
@@ -40,3 +47,69 @@ class ApiSyncBinding(models.Model):
         }
         for row in rows:
             row.external_id = bound.get((row.config_id.id, row.res_id), False)
+
+    # -- the binder, on transactions of their own ---------------------------------------------
+
+    @api.model
+    def _external_id(self, config, res_id):
+        """The external id of the record ``res_id`` with ``config``, as committed (or None)."""
+        with own_transaction(self.env) as cr:
+            cr.execute(
+                "SELECT external_id FROM api_sync_binding WHERE config_id = %s AND res_id = %s",
+                (config.id, res_id),
+            )
+            row = cr.fetchone()
+        return row[0] if row else None
+
+    @api.model
+    def _external_ids(self, config, res_ids):
+        """``{record id: external id or None}`` of ``res_ids`` with ``config``, as committed,
+        in one query."""
+        with own_transaction(self.env) as cr:
+            cr.execute(
+                """SELECT res_id, external_id FROM api_sync_binding
+                    WHERE config_id = %s AND res_id = ANY(%s)""",
+                (config.id, list(res_ids)),
+            )
+            bound = dict(cr.fetchall())
+        return {res_id: bound.get(res_id) for res_id in res_ids}
+
+    @api.model
+    def _bind(self, config, res_id, external_id, version):
+        """Store (committed at once) that the record ``res_id`` is ``external_id``."""
+        config = config.sudo()
+        with own_transaction(self.env) as cr:
+            cr.execute(
+                """INSERT INTO api_sync_binding AS b
+                       (config_id, company_id, res_model, res_id, external_id, synced_version,
+                        synced_at, create_uid, create_date, write_uid, write_date)
+                   VALUES (%(config)s, %(company)s, %(model)s, %(res_id)s, %(external_id)s,
+                           %(version)s, now() AT TIME ZONE 'UTC', %(uid)s,
+                           now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC')
+                   ON CONFLICT (config_id, res_id) DO UPDATE
+                      SET external_id = EXCLUDED.external_id,
+                          synced_version = EXCLUDED.synced_version,
+                          synced_at = EXCLUDED.synced_at,
+                          write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
+                {
+                    "config": config.id,
+                    "company": config.company_id.id or None,
+                    "model": config.model_name,
+                    "res_id": res_id,
+                    "external_id": external_id,
+                    "version": version or None,
+                    "uid": self.env.uid,
+                },
+            )
+        self.invalidate_model()
+
+    @api.model
+    def _unbind(self, config, res_id):
+        """Forget the external id of the record ``res_id`` with ``config`` (committed at
+        once)."""
+        with own_transaction(self.env) as cr:
+            cr.execute(
+                "DELETE FROM api_sync_binding WHERE config_id = %s AND res_id = %s",
+                (config.id, res_id),
+            )
+        self.invalidate_model()

@@ -1,7 +1,6 @@
 """Configuration of one outbound sync: which model, which endpoint, how to authenticate and map."""
 
 import json
-import time
 import uuid
 from collections import defaultdict
 from functools import cache, partial
@@ -16,7 +15,8 @@ from odoo.modules.module import get_manifest
 from odoo.osv import expression
 from odoo.tools import safe_eval, split_every
 
-from ..engine import delivery, mapping, wire
+from ..engine import mapping, wire
+from .adapters import adapter_for
 from .api_sync_run import checkpoint_label
 from .constants import ADMIN_GROUP, MANAGER_GROUP, USER_GROUP
 
@@ -637,40 +637,6 @@ class ApiSyncConfig(models.Model):
             key=config.api_key,
         )
 
-    def _request_headers(self, event_id, body, timestamp):
-        config = self.sudo()
-        return wire.headers_for(
-            event_id,
-            body,
-            timestamp,
-            self._user_agent(),
-            auth=config._per_group("auth", config._auth_headers),
-            signing_secret=config.signing_secret or None,
-            previous_secrets=config._per_group("previous", config._previous_secrets),
-        )
-
-    def _send(self, event_id, body, method=None, url=None):
-        """One request carrying ``body`` (bytes) to the endpoint with the HTTP Method (or to
-        ``url``, an address of the endpoint's host, with ``method``); returns its Outcome."""
-        config = self.sudo()
-        try:
-            policy = config._per_group("policy", config._target_policy)
-        except ValueError as exc:
-            return delivery.Outcome("failed", error_class="TargetRefused", error_message=str(exc))
-        headers = config._request_headers(event_id, body, int(time.time()))
-        secrets = config._per_group("secrets", config._secret_values)
-        outcome = delivery.send(
-            method or config.http_method,
-            url or config.endpoint_url,
-            body,
-            headers,
-            config.timeout,
-            secrets=secrets,
-            policy=policy,
-        )
-        outcome.sent_headers = wire.masked_headers(headers, secrets)
-        return outcome
-
     def _record_body(self, event_id, record, operation, changed_fields, timestamp, data=None):
         """The event body of one record, mapped from its current values (``data``: already)."""
         if data is None:
@@ -800,17 +766,14 @@ class ApiSyncConfig(models.Model):
         merged_ids = set(merged.mapped("res_id"))
         todo = records.filtered(lambda record: record.id not in merged_ids)
         values = [
-            {
-                "config_id": self.id,
-                "res_model": record._name,
-                "res_id": record.id,
+            Log._event_values(
+                self,
+                operation,
+                res_id=record.id,
                 # creations and updates are named when sent (the writer skips that read)
-                "record_name": record.display_name if operation == "delete" else False,
-                "operation": operation,
-                "changed_fields": fields_text,
-                "idempotency_key": str(uuid.uuid4()),
-                "attempts_allowed": self.max_attempts,
-            }
+                record_name=record.display_name if operation == "delete" else False,
+                changed_fields=fields_text,
+            )
             for record in todo
         ]
         if operation == "delete":
@@ -839,17 +802,15 @@ class ApiSyncConfig(models.Model):
             return Log
         return Log.create(
             [
-                {
-                    "config_id": self.id,
-                    "res_model": record._name,
-                    "res_id": record.id,
-                    "record_name": record.sudo().display_name,
-                    "operation": operation,
-                    "state": "cancelled",
-                    "idempotency_key": str(uuid.uuid4()),
-                    "error_class": "NotReadable",
-                    "error_message": self._not_readable_message(),
-                }
+                Log._event_values(
+                    self,
+                    operation,
+                    res_id=record.id,
+                    record_name=record.sudo().display_name,
+                    state="cancelled",
+                    error_class="NotReadable",
+                    error_message=self._not_readable_message(),
+                )
                 for record in records
             ]
         )
@@ -886,7 +847,7 @@ class ApiSyncConfig(models.Model):
             captured.append(
                 {"request_body": wire.encode(body).decode(), "record_version": record.write_date}
             )
-        return captured
+        return adapter_for(self).deletion_values(records, captured)
 
     def _records_per_job(self):
         """Record events share jobs in groups: their bookkeeping is done in bulk, and a group
@@ -954,16 +915,13 @@ class ApiSyncConfig(models.Model):
             return Log
         records, _unreadable = self._split_readable(self._records_to_send(records))
         values = [
-            {
-                "config_id": self.id,
-                "res_model": self.model_name,
-                "batch_res_ids": json.dumps(chunk.ids),
-                "record_name": self.env._("%(count)s records", count=len(chunk)),
-                "record_count": len(chunk),
-                "operation": "batch",
-                "idempotency_key": str(uuid.uuid4()),
-                "attempts_allowed": self.max_attempts,
-            }
+            Log._event_values(
+                self,
+                "batch",
+                batch_res_ids=json.dumps(chunk.ids),
+                record_name=self.env._("%(count)s records", count=len(chunk)),
+                record_count=len(chunk),
+            )
             for chunk in split_every(self.batch_size, records.ids, records.browse)
         ]
         logs = Log.create(values)
@@ -1134,8 +1092,9 @@ class ApiSyncConfig(models.Model):
         self.ensure_one()
         self._check_manager()
         event_id = str(uuid.uuid4())
-        method, body = self._test_request(event_id)
-        outcome = self._send(event_id, body, method=method)
+        adapter = adapter_for(self)
+        method, body = adapter.test_request(event_id)
+        outcome = adapter.send_body(event_id, body, method=method)
         if outcome.verdict == "done":
             kind, title = "success", self.env._("Connection OK")
         else:
@@ -1156,11 +1115,6 @@ class ApiSyncConfig(models.Model):
                 "sticky": kind != "success",
             },
         }
-
-    def _test_request(self, event_id):
-        """``(method, body)`` of the connection test: the configured method (None) and a signed
-        ``api_sync.ping`` event."""
-        return None, wire.encode(wire.ping_event(event_id, self.model_name, wire.utc_now()))
 
     def action_preview_payload(self):
         self.ensure_one()

@@ -1,12 +1,11 @@
 """Resource mode of a configuration: the mapped object itself as the body, one request per
 operation (method and path template), external ids bound to records, and extra headers."""
 
-import json
-
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 
 from ..engine import mapping, resource, wire
+from .adapters import METHOD_FIELDS, PATH_FIELDS
 
 OPERATION_METHODS = [
     ("POST", "POST"),
@@ -15,8 +14,6 @@ OPERATION_METHODS = [
     ("DELETE", "DELETE"),
     (resource.NOT_SENT, "Do not send"),
 ]
-PATH_FIELDS = {"create": "create_path", "update": "update_path", "delete": "delete_path"}
-METHOD_FIELDS = {"create": "create_method", "update": "update_method", "delete": "delete_method"}
 
 
 class ApiSyncConfig(models.Model):
@@ -224,25 +221,6 @@ class ApiSyncConfig(models.Model):
 
     # -- wire -----------------------------------------------------------------------------------
 
-    def _request_headers(self, event_id, body, timestamp):
-        """The extra headers too (api_sync's own win); no Content-Type without a body."""
-        headers = super()._request_headers(event_id, body, timestamp)
-        extra = self._per_group(
-            "extra",
-            lambda: {
-                header.name.strip(): header.value for header in self.sudo().request_header_ids
-            },
-        )
-        if not body:
-            headers.pop("Content-Type", None)
-        return {**extra, **headers}
-
-    def _test_request(self, event_id):
-        """Resource mode: a ``GET`` of the endpoint URL, which creates nothing there."""
-        if self.payload_format == "resource":
-            return "GET", b""
-        return super()._test_request(event_id)
-
     def _operation_methods(self):
         return {kind: self[fname] for kind, fname in METHOD_FIELDS.items()}
 
@@ -266,7 +244,7 @@ class ApiSyncConfig(models.Model):
     def _preview_request(self, record, data):
         """``(request line, body)`` of the request ``record`` (mapped as ``data``) would
         make now, as a create or update (the request line says what is missing, if anything)."""
-        bound = self._bound_external_id(record.id)
+        bound = self.env["api.sync.binding"]._external_id(self, record.id)
         step = resource.plan("update", bound, self._operation_methods(), {})
         if step.skip:
             field = self._field_label(METHOD_FIELDS[step.kind])
@@ -313,84 +291,3 @@ class ApiSyncConfig(models.Model):
             }
             for record, data, row in zip(records, payloads, rows, strict=True)
         ]
-
-    def _capture_deletions(self, records, event_ids):
-        """Resource mode: the values the delete path needs are captured with the deletion."""
-        captured = super()._capture_deletions(records, event_ids)
-        if self.payload_format != "resource":
-            return captured
-        kept = [
-            (record, vals)
-            for record, vals in zip(records, captured, strict=True)
-            if vals.get("request_body")
-        ]
-        payloads = [json.loads(vals["request_body"])["data"] for _record, vals in kept]
-        try:
-            values = self._placeholder_values(records.browse([r.id for r, _v in kept]), payloads)
-        except mapping.MappingError:
-            return captured  # the delivery fails naming what is missing; the deletion goes on
-        for (_record, vals), record_values in zip(kept, values, strict=True):
-            vals["resource_values"] = json.dumps(record_values)
-        return captured
-
-    # -- external id bindings, on transactions of their own -------------------------------------
-
-    def _bound_external_id(self, res_id):
-        """The record's external id, as committed (a delivery sees the binding an earlier one
-        made, even after its own transaction began)."""
-        with self._endpoint_cursor() as cr:
-            cr.execute(
-                "SELECT external_id FROM api_sync_binding WHERE config_id = %s AND res_id = %s",
-                (self.id, res_id),
-            )
-            row = cr.fetchone()
-        return row[0] if row else None
-
-    def _bound_external_ids(self, res_ids):
-        """``{record id: external id or None}`` of ``res_ids``, as committed, in one query."""
-        with self._endpoint_cursor() as cr:
-            cr.execute(
-                """SELECT res_id, external_id FROM api_sync_binding
-                    WHERE config_id = %s AND res_id = ANY(%s)""",
-                (self.id, list(res_ids)),
-            )
-            bound = dict(cr.fetchall())
-        return {res_id: bound.get(res_id) for res_id in res_ids}
-
-    def _bind(self, res_id, external_id, version):
-        """Store (committed at once) that the record ``res_id`` is ``external_id``: a create
-        whose response arrived is never sent again as a create, whatever becomes of the
-        delivery's transaction."""
-        with self._endpoint_cursor() as cr:
-            cr.execute(
-                """INSERT INTO api_sync_binding AS b
-                       (config_id, company_id, res_model, res_id, external_id, synced_version,
-                        synced_at, create_uid, create_date, write_uid, write_date)
-                   VALUES (%(config)s, %(company)s, %(model)s, %(res_id)s, %(external_id)s,
-                           %(version)s, now() AT TIME ZONE 'UTC', %(uid)s,
-                           now() AT TIME ZONE 'UTC', %(uid)s, now() AT TIME ZONE 'UTC')
-                   ON CONFLICT (config_id, res_id) DO UPDATE
-                      SET external_id = EXCLUDED.external_id,
-                          synced_version = EXCLUDED.synced_version,
-                          synced_at = EXCLUDED.synced_at,
-                          write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
-                {
-                    "config": self.id,
-                    "company": self.company_id.id or None,
-                    "model": self.model_name,
-                    "res_id": res_id,
-                    "external_id": external_id,
-                    "version": version or None,
-                    "uid": self.env.uid,
-                },
-            )
-        self.env["api.sync.binding"].invalidate_model()
-
-    def _unbind(self, res_id):
-        """Forget the record's external id (committed at once)."""
-        with self._endpoint_cursor() as cr:
-            cr.execute(
-                "DELETE FROM api_sync_binding WHERE config_id = %s AND res_id = %s",
-                (self.id, res_id),
-            )
-        self.env["api.sync.binding"].invalidate_model()

@@ -1,10 +1,10 @@
 """Endpoint health shared by every worker: circuit breaker, 410 Gone, 429 and rate limits.
 
 One ``api.sync.endpoint.state`` row per configuration holds what the workers share about its
-endpoint (see ``engine/health.py`` for the states and transitions). The row is read and written
-only on short transactions of their own (``_endpoint_cursor``), committed at once: never by a
-delivery's transaction (whose snapshot is as old as its job) nor by a user's, so a worker never
-waits for a user saving records and sees what the other workers did a moment ago.
+endpoint (see ``engine/health.py`` for the states and transitions); the model owns what a
+delivery asks of it: a pass to send (``_gate``), the record of an answer (``_record``), the
+probe of a paused endpoint and the send slots of a rate limit. The row is read and written only
+on short transactions of their own (``transactions.own_transaction``), committed at once.
 
 - Exactly one probe at a time: a paused endpoint's probe lease is taken by a conditional
   ``UPDATE ... RETURNING``; a second worker's update waits for the first and then matches nothing.
@@ -18,15 +18,14 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from psycopg2.extensions import ISOLATION_LEVEL_READ_COMMITTED
-
-from odoo import SUPERUSER_ID, api, fields, models, sql_db
+from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import format_datetime
 
 from ..engine import health, wire
-from .api_sync_log import GROUP_KEY
+from . import queue_jobs
 from .constants import MANAGER_GROUP
+from .transactions import fetch, own_transaction
 
 _logger = logging.getLogger(__name__)
 
@@ -119,6 +118,230 @@ class ApiSyncEndpointState(models.Model):
             {**values, "config_id": config_id},
         )
 
+    # -- what a delivery asks -------------------------------------------------------------------
+
+    @api.model
+    def _gate(self, config):
+        """Whether a delivery to ``config``'s endpoint goes now: a ``Gate``.
+
+        Waits for a paused or disabled endpoint and for a 429's Retry-After; makes one waiting
+        delivery the probe of a paused endpoint; holds the rate limit (sleeping at most
+        ``MAX_SLEEP`` for a slot, else waiting for it).
+        """
+        config = config.sudo()
+        now = wire.utc_now()
+        sleep = 0
+        with own_transaction(self.env) as cr:
+            state = self._load(cr, config.id) or health.Health()
+            timeout = config.timeout or 10
+            action, until = health.gate(state, now, recheck=timeout)
+            if action == "wait":
+                return Gate(state, wait_until=health.spread(until))
+            if action == "probe":  # a probe is one request: it ignores the rate limit
+                if self._claim_probe(config, cr):
+                    return Gate(state, probe=True)
+                # another worker took it meanwhile: look again after its timeout
+                return Gate(state, wait_until=health.spread(now + timedelta(seconds=timeout)))
+            if config.rate_limit > 0:
+                slot = self._reserve_slot(config, cr=cr)
+                if slot is None:
+                    cr.execute(
+                        "SELECT next_slot_at FROM api_sync_endpoint_state WHERE config_id = %s",
+                        (config.id,),
+                    )
+                    wake = cr.fetchone()[0] - timedelta(seconds=health.MAX_SLEEP)
+                    return Gate(state, wait_until=health.spread(max(wake, now)))
+                sleep = health.slot_wait(slot, wire.utc_now()) or 0
+        if sleep:
+            time.sleep(sleep)  # committed: nothing is held for the other workers meanwhile
+            return Gate(state)
+        reusable = state.clean and not config.rate_limit
+        return Gate(state, reusable_until=now + timedelta(seconds=GATE_REUSE) if reusable else None)
+
+    @api.model
+    def _record(self, config, outcome, gate, previous_attempt_at, created):
+        """Record an attempt's outcome on ``config``'s endpoint state; returns an ``After``."""
+        config = config.sudo()
+        if outcome.status == 410 and not outcome.object_url:
+            kind = "gone"
+        elif outcome.verdict == "retry":
+            kind = "failed"
+        elif outcome.verdict == "done" or outcome.status:
+            kind = "answered"  # 2xx, or an error about the event: the endpoint works
+        else:
+            return After()  # a request that could not be made says nothing of the endpoint
+        if kind == "answered" and gate.health.clean and not gate.probe:
+            return After()  # the usual case: nothing to write
+        gate.reusable_until = None
+        now = wire.utc_now()
+        with own_transaction(self.env) as cr:
+            self._ensure(cr, config.id)
+            before = self._load(cr, config.id, lock=True)
+            if kind == "gone":
+                state, event = health.gone(before, now)
+            elif kind == "failed":
+                retry_after = outcome.retry_after
+                if outcome.status == 429 and retry_after is None:
+                    retry_after = config.backoff_base
+                state, event = health.failed(
+                    before,
+                    now,
+                    config.circuit_threshold,
+                    config.backoff_base,
+                    config.backoff_max,
+                    retry_after=retry_after,
+                    probe=gate.probe,
+                )
+            else:
+                state, event = health.answered(before, now)
+            error = None if kind == "answered" else (outcome.error_class or "")
+            self._store(cr, config.id, state, last_error=error)
+            if event == "resumed":
+                queue_jobs.wake_endpoint_jobs(cr, config.id, now)
+        if event:
+            self._tell(config, event, state, error)
+        if kind != "answered" and state.state in (health.PAUSED, health.DISABLED):
+            until = state.paused_until if state.state == health.PAUSED else None
+            until = until or now + timedelta(seconds=health.DISABLED_RECHECK)
+            return After(wait_until=health.spread(until), charged=False)
+        if kind != "failed":
+            return After()
+        return After(
+            charged=health.charged("retry", previous_attempt_at, before),
+            give_up=health.gives_up(created, state.resumed_at, now, config.give_up_hours),
+        )
+
+    @api.model
+    def _claim_probe(self, config, cr=None):
+        """Take the probe lease of ``config``'s paused endpoint; False when another worker
+        holds it."""
+        lease = 2 * (config.sudo().timeout or 10) + PROBE_LEASE
+        rows = fetch(
+            self.env,
+            cr,
+            """UPDATE api_sync_endpoint_state
+                  SET probe_until = %(now)s + make_interval(secs => %(lease)s)
+                WHERE config_id = %(id)s AND state = 'paused'
+                  AND (paused_until IS NULL OR paused_until <= %(now)s)
+                  AND (probe_until IS NULL OR probe_until <= %(now)s)
+            RETURNING config_id""",
+            {"id": config.id, "now": wire.utc_now(), "lease": lease},
+        )
+        return bool(rows)
+
+    @api.model
+    def _reserve_slot(self, config, horizon=health.MAX_SLEEP, cr=None):
+        """Reserve the next send slot of ``config``'s endpoint under its rate limit, if it comes
+        within ``horizon`` seconds: returns its time (naive UTC), else None (nothing
+        reserved)."""
+        interval = health.slot_interval(config.sudo().rate_limit)
+        query = """
+            UPDATE api_sync_endpoint_state
+               SET next_slot_at = GREATEST(COALESCE(next_slot_at, %(now)s), %(now)s)
+                                  + make_interval(secs => %(interval)s)
+             WHERE config_id = %(id)s
+               AND COALESCE(next_slot_at, %(now)s) <= %(now)s + make_interval(secs => %(horizon)s)
+         RETURNING next_slot_at - make_interval(secs => %(interval)s)"""
+        params = {"id": config.id, "interval": interval, "horizon": horizon}
+        with contextlib.ExitStack() as stack:
+            if cr is None:
+                cr = stack.enter_context(own_transaction(self.env))
+            self._ensure(cr, config.id)
+            rows = fetch(self.env, cr, query, {**params, "now": wire.utc_now()})
+        return rows[0][0] if rows else None
+
+    # -- what a manager or a configuration change asks ------------------------------------------
+
+    @api.model
+    def _reset(self, configs):
+        """A new URL is a new endpoint: what the old one answered (failing, paused, disabled,
+        a 429's pause) no longer holds, and the deliveries waiting for it go."""
+        now = wire.utc_now()
+        with own_transaction(self.env) as cr:
+            for config in configs:
+                before = self._load(cr, config.id, lock=True)
+                if before and before != health.Health():
+                    self._store(cr, config.id, health.Health())
+                    queue_jobs.wake_endpoint_jobs(cr, config.id, now)
+        self.invalidate_model()
+
+    @api.model
+    def _resume(self, configs):
+        """Resume the paused endpoints of ``configs`` now, re-enable the disabled ones: waiting
+        deliveries go."""
+        now = wire.utc_now()
+        for config in configs:
+            with own_transaction(self.env) as cr:
+                before = self._load(cr, config.id, lock=True)
+                if not before or before.state not in (health.PAUSED, health.DISABLED):
+                    continue
+                self._store(cr, config.id, health.reenabled(before, now))
+                queue_jobs.wake_endpoint_jobs(cr, config.id, now)
+            self._tell(
+                config,
+                "resumed",
+                feedback=self.env._(
+                    "Endpoint resumed by %(user)s: waiting deliveries go.", user=self.env.user.name
+                ),
+            )
+        self.invalidate_model()
+
+    # -- telling the manager --------------------------------------------------------------------
+
+    @api.model
+    def _summaries(self):
+        return {
+            "paused": self.env._("API sync endpoint paused"),
+            "disabled": self.env._("API sync endpoint disabled"),
+        }
+
+    @api.model
+    def _tell(self, config, event, state=None, error=None, feedback=None):
+        """Tell the configuration's manager once: an activity when the endpoint is paused or
+        disabled (a note when nobody can get one), marked done when it resumes."""
+        config = config.sudo()
+        _logger.info("api_sync: endpoint of %s %s", config.name, event)
+        summaries = self._summaries()
+        if event == "resumed":
+            activities = config.activity_ids.filtered(
+                lambda activity: activity.summary in summaries.values()
+            )
+            feedback = feedback or self.env._("The endpoint answers again: waiting deliveries go.")
+            if activities:
+                activities.action_feedback(feedback)
+            else:
+                config.message_post(body=feedback, subtype_xmlid="mail.mt_note")
+            return
+        if event == "paused":
+            note = self.env._(
+                "%(config)s: %(count)s errors in a row since %(since)s (last: %(error)s). "
+                "Deliveries wait without spending attempts; one probe at a time checks the "
+                "endpoint (next: %(until)s) and they resume on their own once it answers.",
+                config=config.name,
+                count=state.failure_count,
+                since=format_datetime(self.env, state.failing_since),
+                error=error or "",
+                until=format_datetime(self.env, state.paused_until),
+            )
+        else:
+            note = self.env._(
+                "%(config)s: the endpoint answered 410 Gone. Nothing is sent to it and "
+                "deliveries wait until a manager clicks Re-enable Endpoint.",
+                config=config.name,
+            )
+        managers = config.responsible_id or self.env.ref(MANAGER_GROUP).users.filtered(
+            lambda user: user.active and not user.share and user.id != SUPERUSER_ID
+        )
+        if not managers:
+            config.message_post(body=note, subtype_xmlid="mail.mt_note")
+        for manager in managers:
+            config.activity_schedule(
+                "mail.mail_activity_data_todo",
+                summary=summaries[event],
+                note=note,
+                user_id=manager.id,
+            )
+
 
 class ApiSyncConfig(models.Model):
     _inherit = "api.sync.config"
@@ -158,17 +381,8 @@ class ApiSyncConfig(models.Model):
         return result
 
     def _endpoint_reset(self):
-        """A new URL is a new endpoint: what the old one answered (failing, paused, disabled,
-        a 429's pause) no longer holds, and the deliveries waiting for it go."""
-        State = self.env["api.sync.endpoint.state"].sudo()
-        now = wire.utc_now()
-        cr = self.env.cr
-        for config in self:
-            before = State._load(cr, config.id, lock=True)
-            if before and before != health.Health():
-                State._store(cr, config.id, health.Health())
-                config._endpoint_wake(cr, now)
-        State.invalidate_model()
+        """A new URL is a new endpoint (see ``api.sync.endpoint.state._reset``)."""
+        self.env["api.sync.endpoint.state"].sudo()._reset(self)
 
     def _compute_endpoint_state(self):
         states = {
@@ -227,279 +441,9 @@ class ApiSyncConfig(models.Model):
                         )
                     )
 
-    # -- the shared state, on transactions of its own ------------------------------------------
-
-    @contextlib.contextmanager
-    def _endpoint_cursor(self):
-        """A short transaction of its own, committed on leaving."""
-        with self.env.registry.cursor() as cr:
-            if isinstance(cr, sql_db.Cursor):
-                # each statement sees the latest committed state; an update of a row another
-                # worker is changing waits for it, then applies to its result (no
-                # serialization failure)
-                cr.connection.set_isolation_level(ISOLATION_LEVEL_READ_COMMITTED)
-            yield cr
-
-    def _endpoint_fetch(self, cr, query, params):
-        if cr is not None:
-            cr.execute(query, params)
-            return cr.fetchall()
-        with self._endpoint_cursor() as own:
-            own.execute(query, params)
-            return own.fetchall()
-
-    def _endpoint_claim_probe(self, cr=None):
-        """Take the probe lease of this paused endpoint; False when another worker holds it."""
-        self.ensure_one()
-        lease = 2 * (self.sudo().timeout or 10) + PROBE_LEASE
-        rows = self._endpoint_fetch(
-            cr,
-            """UPDATE api_sync_endpoint_state
-                  SET probe_until = %(now)s + make_interval(secs => %(lease)s)
-                WHERE config_id = %(id)s AND state = 'paused'
-                  AND (paused_until IS NULL OR paused_until <= %(now)s)
-                  AND (probe_until IS NULL OR probe_until <= %(now)s)
-            RETURNING config_id""",
-            {"id": self.id, "now": wire.utc_now(), "lease": lease},
-        )
-        return bool(rows)
-
-    def _endpoint_reserve_slot(self, horizon=health.MAX_SLEEP, cr=None):
-        """Reserve the endpoint's next send slot under its rate limit, if it comes within
-        ``horizon`` seconds: returns its time (naive UTC), else None (nothing reserved)."""
-        self.ensure_one()
-        interval = health.slot_interval(self.sudo().rate_limit)
-        query = """
-            UPDATE api_sync_endpoint_state
-               SET next_slot_at = GREATEST(COALESCE(next_slot_at, %(now)s), %(now)s)
-                                  + make_interval(secs => %(interval)s)
-             WHERE config_id = %(id)s
-               AND COALESCE(next_slot_at, %(now)s) <= %(now)s + make_interval(secs => %(horizon)s)
-         RETURNING next_slot_at - make_interval(secs => %(interval)s)"""
-        params = {"id": self.id, "interval": interval, "horizon": horizon}
-        with contextlib.ExitStack() as stack:
-            if cr is None:
-                cr = stack.enter_context(self._endpoint_cursor())
-            self.env["api.sync.endpoint.state"]._ensure(cr, self.id)
-            rows = self._endpoint_fetch(cr, query, {**params, "now": wire.utc_now()})
-        return rows[0][0] if rows else None
-
-    def _endpoint_gate(self):
-        """Whether a delivery to this endpoint goes now (see ``api.sync.log._endpoint_gate``).
-
-        Waits for a paused or disabled endpoint and for a 429's Retry-After; makes one waiting
-        delivery the probe of a paused endpoint; holds the rate limit (sleeping at most
-        ``MAX_SLEEP`` for a slot, else waiting for it).
-        """
-        self.ensure_one()
-        State = self.env["api.sync.endpoint.state"]
-        now = wire.utc_now()
-        sleep = 0
-        with self._endpoint_cursor() as cr:
-            state = State._load(cr, self.id) or health.Health()
-            timeout = self.sudo().timeout or 10
-            action, until = health.gate(state, now, recheck=timeout)
-            if action == "wait":
-                return Gate(state, wait_until=health.spread(until))
-            if action == "probe":  # a probe is one request: it ignores the rate limit
-                if self._endpoint_claim_probe(cr):
-                    return Gate(state, probe=True)
-                # another worker took it meanwhile: look again after its timeout
-                return Gate(state, wait_until=health.spread(now + timedelta(seconds=timeout)))
-            if self.sudo().rate_limit > 0:
-                slot = self._endpoint_reserve_slot(cr=cr)
-                if slot is None:
-                    cr.execute(
-                        "SELECT next_slot_at FROM api_sync_endpoint_state WHERE config_id = %s",
-                        (self.id,),
-                    )
-                    wake = cr.fetchone()[0] - timedelta(seconds=health.MAX_SLEEP)
-                    return Gate(state, wait_until=health.spread(max(wake, now)))
-                sleep = health.slot_wait(slot, wire.utc_now()) or 0
-        if sleep:
-            time.sleep(sleep)  # committed: nothing is held for the other workers meanwhile
-            return Gate(state)
-        reusable = state.clean and not self.sudo().rate_limit
-        return Gate(state, reusable_until=now + timedelta(seconds=GATE_REUSE) if reusable else None)
-
-    def _endpoint_record(self, outcome, gate, previous_attempt_at, created):
-        """Record an attempt's outcome on the endpoint's state; returns an ``After``."""
-        self.ensure_one()
-        config = self.sudo()
-        if outcome.status == 410 and not outcome.object_url:
-            kind = "gone"
-        elif outcome.verdict == "retry":
-            kind = "failed"
-        elif outcome.verdict == "done" or outcome.status:
-            kind = "answered"  # 2xx, or an error about the event: the endpoint works
-        else:
-            return After()  # a request that could not be made says nothing of the endpoint
-        if kind == "answered" and gate.health.clean and not gate.probe:
-            return After()  # the usual case: nothing to write
-        gate.reusable_until = None
-        State = self.env["api.sync.endpoint.state"]
-        now = wire.utc_now()
-        with self._endpoint_cursor() as cr:
-            State._ensure(cr, self.id)
-            before = State._load(cr, self.id, lock=True)
-            if kind == "gone":
-                state, event = health.gone(before, now)
-            elif kind == "failed":
-                retry_after = outcome.retry_after
-                if outcome.status == 429 and retry_after is None:
-                    retry_after = config.backoff_base
-                state, event = health.failed(
-                    before,
-                    now,
-                    config.circuit_threshold,
-                    config.backoff_base,
-                    config.backoff_max,
-                    retry_after=retry_after,
-                    probe=gate.probe,
-                )
-            else:
-                state, event = health.answered(before, now)
-            error = None if kind == "answered" else (outcome.error_class or "")
-            State._store(cr, self.id, state, last_error=error)
-            if event == "resumed":
-                self._endpoint_wake(cr, now)
-        if event:
-            self._endpoint_tell(event, state, error)
-        if kind != "answered" and state.state in (health.PAUSED, health.DISABLED):
-            until = state.paused_until if state.state == health.PAUSED else None
-            until = until or now + timedelta(seconds=health.DISABLED_RECHECK)
-            return After(wait_until=health.spread(until), charged=False)
-        if kind != "failed":
-            return After()
-        return After(
-            charged=health.charged("retry", previous_attempt_at, before),
-            give_up=health.gives_up(created, state.resumed_at, now, config.give_up_hours),
-        )
-
-    def _endpoint_wake(self, cr, now):
-        """The deliveries waiting for this endpoint go now (best effort: jobs being changed by
-        the job runner are skipped and wake at their own time)."""
-        cr.execute(
-            """UPDATE queue_job SET eta = NULL
-                WHERE id IN (
-                    SELECT job.id FROM queue_job AS job
-                      JOIN api_sync_log AS log ON log.job_uuid = job.uuid
-                     WHERE log.config_id = %s AND log.state = 'pending'
-                       AND job.state = 'pending' AND job.eta > %s
-                       FOR UPDATE OF job SKIP LOCKED)""",
-            (self.id, now),
-        )
-
-    # -- telling the manager --------------------------------------------------------------------
-
-    def _endpoint_summaries(self):
-        return {
-            "paused": self.env._("API sync endpoint paused"),
-            "disabled": self.env._("API sync endpoint disabled"),
-        }
-
-    def _endpoint_tell(self, event, state=None, error=None, feedback=None):
-        """Tell the configuration's manager once: an activity when the endpoint is paused or
-        disabled (a note when nobody can get one), marked done when it resumes."""
-        config = self.sudo()
-        _logger.info("api_sync: endpoint of %s %s", config.name, event)
-        summaries = config._endpoint_summaries()
-        if event == "resumed":
-            activities = config.activity_ids.filtered(
-                lambda activity: activity.summary in summaries.values()
-            )
-            feedback = feedback or self.env._("The endpoint answers again: waiting deliveries go.")
-            if activities:
-                activities.action_feedback(feedback)
-            else:
-                config.message_post(body=feedback, subtype_xmlid="mail.mt_note")
-            return
-        if event == "paused":
-            note = self.env._(
-                "%(config)s: %(count)s errors in a row since %(since)s (last: %(error)s). "
-                "Deliveries wait without spending attempts; one probe at a time checks the "
-                "endpoint (next: %(until)s) and they resume on their own once it answers.",
-                config=config.name,
-                count=state.failure_count,
-                since=format_datetime(self.env, state.failing_since),
-                error=error or "",
-                until=format_datetime(self.env, state.paused_until),
-            )
-        else:
-            note = self.env._(
-                "%(config)s: the endpoint answered 410 Gone. Nothing is sent to it and "
-                "deliveries wait until a manager clicks Re-enable Endpoint.",
-                config=config.name,
-            )
-        managers = config.responsible_id or self.env.ref(MANAGER_GROUP).users.filtered(
-            lambda user: user.active and not user.share and user.id != SUPERUSER_ID
-        )
-        if not managers:
-            config.message_post(body=note, subtype_xmlid="mail.mt_note")
-        for manager in managers:
-            config.activity_schedule(
-                "mail.mail_activity_data_todo",
-                summary=summaries[event],
-                note=note,
-                user_id=manager.id,
-            )
-
-    # -- buttons --------------------------------------------------------------------------------
-
     def action_endpoint_resume(self):
         """Resume a paused endpoint now, or re-enable a disabled one: waiting deliveries go."""
         self._check_manager()
         self.check_access("write")
-        State = self.env["api.sync.endpoint.state"]
-        now = wire.utc_now()
-        for config in self:
-            with config._endpoint_cursor() as cr:
-                before = State._load(cr, config.id, lock=True)
-                if not before or before.state not in (health.PAUSED, health.DISABLED):
-                    continue
-                State._store(cr, config.id, health.reenabled(before, now))
-                config._endpoint_wake(cr, now)
-            config._endpoint_tell(
-                "resumed",
-                feedback=self.env._(
-                    "Endpoint resumed by %(user)s: waiting deliveries go.", user=self.env.user.name
-                ),
-            )
-        self.env["api.sync.endpoint.state"].invalidate_model()
+        self.env["api.sync.endpoint.state"]._resume(self)
         return True
-
-
-class ApiSyncLog(models.Model):
-    _inherit = "api.sync.log"
-
-    def _endpoint_gate(self):
-        """Hook of ``_attempt``: a ``Gate`` to send, or None when the delivery waits for its
-        endpoint (paused, disabled, Retry-After, rate limit): queued again, no attempt spent.
-
-        In a job's group, the pass of a healthy endpoint without rate limit serves the next
-        deliveries for ``GATE_REUSE`` seconds, as long as their answers change nothing; an
-        endpoint to wait for holds the group's next deliveries too, and those waiting share
-        their jobs again (queued when the group ends)."""
-        group = self.env.context.get(GROUP_KEY)
-        gate = group and group.gates.get(self.config_id.id)
-        reusable = gate and (
-            gate.wait_until or (gate.reusable_until and wire.utc_now() < gate.reusable_until)
-        )
-        if not reusable:
-            gate = self.config_id._endpoint_gate()
-            if group is not None:
-                group.gates[self.config_id.id] = gate
-        if gate.wait_until:
-            self.next_retry_at = gate.wait_until
-            if group is None:
-                self._enqueue(eta=gate.wait_until)
-            else:
-                group.waiting.setdefault((self.config_id.id, gate.wait_until), []).append(self.id)
-            return None
-        return gate
-
-    def _endpoint_after(self, outcome, gate):
-        """Hook of ``_attempt``: the endpoint's view of this attempt (an ``After``)."""
-        return self.config_id._endpoint_record(
-            outcome, gate, self.last_attempt_at, self.create_date
-        )

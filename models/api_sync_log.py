@@ -1,12 +1,9 @@
 """One outbound event of a configuration and what happened to it, attempt after attempt."""
 
 import contextlib
-import dataclasses
 import json
 import logging
-import time
 import uuid
-from collections import defaultdict
 from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
@@ -17,56 +14,21 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import split_every
 
-from odoo.addons.queue_job.exception import RetryableJobError
-from odoo.addons.queue_job.job import Job
-
-from ..engine import delivery, wire
-from ..engine.mapping import MappingError, parse_iso_datetime
-from .constants import CHANNEL, MANAGER_GROUP, USER_GROUP
+from ..engine.mapping import parse_iso_datetime
+from . import queue_jobs
+from .adapters import adapter_for
+from .constants import MANAGER_GROUP, USER_GROUP
+from .delivery import Delivery
 
 _logger = logging.getLogger(__name__)
 
 REFRESH_KEY = "api_sync.refresh"
-BUSY_RETRY_SECONDS = 3
-GROUP_SECONDS = 60  # a job's group queues the events it did not reach by then as another job
-GROUP_KEY = "api_sync_group"  # context key: the DeliveryGroup of the job running
 LOG_STATES = [
     ("pending", "Pending"),
     ("done", "Done"),
     ("failed", "Failed"),
     ("cancelled", "Cancelled"),
 ]
-
-
-@dataclasses.dataclass
-class Capture:
-    """A record event's record as its delivery reads it: deleted (None), not readable by the
-    Integration User, or with its mapped data (None: mapped when the body is made), name and
-    version."""
-
-    record: object
-    readable: bool = False
-    data: object = None
-    name: str | None = None
-    version: object = None
-
-
-@dataclasses.dataclass(eq=False)
-class DeliveryGroup:
-    """What the deliveries of one job share: the work around their requests, done in bulk."""
-
-    captures: dict  # {(config id, record id): Capture} of the record events without a body yet
-    batches: dict  # {log id: (records, their payloads or MappingErrors)} of such batch events
-    versions: dict  # {(config id, record id): last version delivered}
-    named: dict = dataclasses.field(default_factory=dict)  # the same, of the rows with a name
-    attempts: list = dataclasses.field(default_factory=list)  # attempt lines to create
-    changed: list = dataclasses.field(default_factory=list)  # ids of logs whose status changed
-    gates: dict = dataclasses.field(default_factory=dict)  # {config id: its endpoint's Gate}
-    # {(config id, eta): ids of the logs waiting for their endpoint until then}, queued together
-    waiting: dict = dataclasses.field(default_factory=dict)
-    settings: dict = dataclasses.field(default_factory=dict)  # {(name, config id): request setting}
-    # resource mode: {(config id, record id): external id or None} of the record events
-    bindings: dict = dataclasses.field(default_factory=dict)
 
 
 def notify_viewers(records):
@@ -98,13 +60,6 @@ def carried_versions(batch_body):
         item["record_id"]: parse_iso_datetime(item["version"])
         for item in json.loads(batch_body)["records"]
     }
-
-
-def delivery_description(count, res_model, res_id, operation, config):
-    """The name of a job delivering ``count`` events of ``config`` (the event's record and
-    operation when there is one)."""
-    what = f"{count} events" if count > 1 else f"{res_model} #{res_id or ''} {operation}"
-    return f"API sync: {what} ({config.name})"
 
 
 def readable_records(rows):
@@ -201,6 +156,20 @@ class ApiSyncLog(models.Model):
         help="Within a run: write_date of the last record this event carries."
     )
     checkpoint_res_id = fields.Integer(help="Within a run: id of the last record it carries.")
+    # resource mode
+    request_line = fields.Char(
+        help="Resource mode: the method and URL of the last request sent for this event."
+    )
+    resource_values = fields.Text(
+        groups=MANAGER_GROUP,
+        help="Resource mode: the values of the request paths' placeholders, frozen at the first "
+        "attempt (at the call for deletions).",
+    )
+    external_id = fields.Char(
+        string="External ID",
+        compute="_compute_external_id",
+        help="The id of the record's object at the endpoint (resource mode).",
+    )
 
     _sql_constraints = [
         ("idempotency_key_unique", "UNIQUE(idempotency_key)", "Event IDs are unique."),
@@ -250,16 +219,33 @@ class ApiSyncLog(models.Model):
                 domain = ["|", ("batch_res_ids", "=like", pattern), *domain]
         return domain
 
-    @api.depends("request_body", "response_body", "error_message", "state", "response_status")
+    @api.depends("config_id", "res_id")
+    def _compute_external_id(self):
+        self.env["api.sync.binding"]._fill_external_ids(self)
+
+    @api.depends(
+        "request_body",
+        "response_body",
+        "error_message",
+        "state",
+        "response_status",
+        "config_id.payload_format",
+        "config_id.root_key",
+    )
     @api.depends_context("uid")
     def _compute_previews(self):
+        """The request shown is the body sent, as its configuration's adapter sends it (in
+        resource mode not the event kept)."""
         visible = self._details_visible()
         for log in self:
             details = log.sudo() if log in visible else log.browse()
             try:
-                request = json.dumps(json.loads(details.request_body), indent=2, ensure_ascii=False)
+                event = json.loads(details.request_body)
             except (TypeError, ValueError):
                 request = details.request_body
+            else:
+                shown = adapter_for(log.config_id).shown_request(log, event)
+                request = shown and json.dumps(shown, indent=2, ensure_ascii=False)
             log.request_preview = request or False
             log.response_preview = details.response_body or False
             log.error_detail = details.error_message or False
@@ -299,7 +285,7 @@ class ApiSyncLog(models.Model):
             group._store_job(job_uuid, eta)
 
     def _job_groups(self):
-        """Events share jobs in groups (see ``_deliver``): record events, and batch events of
+        """Events share jobs in groups (see ``Delivery``): record events, and batch events of
         one call."""
         config = self.config_id[:1]
         if self[:1].operation == "batch":
@@ -310,226 +296,32 @@ class ApiSyncLog(models.Model):
 
     def _store_job(self, job_uuid, eta=None):
         """Store the queue_job job ``job_uuid`` (a new uuid) delivering these logs (already
-        linked to it).
+        linked to it)."""
+        first = self[:1]
+        description = queue_jobs.delivery_description(
+            len(self), first.res_model, first.res_id, first.operation, self.config_id[:1]
+        )
+        queue_jobs.store(self, job_uuid, description, eta)
 
-        As ``Job.store()`` does for a job it does not find, without its lookup of the uuid: the
-        uuid was made just now, so the writer saves a query."""
-        description = delivery_description(
-            len(self), self[:1].res_model, self[:1].res_id, self[:1].operation, self.config_id[:1]
-        )
-        job = self.sudo()._delivery_job(job_uuid, description, eta)
-        Jobs = self.env["queue.job"]
-        Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
-            job._store_values(create=True)
-        )
-
-    def _delivery_job(self, job_uuid, description, eta=None):
-        """The queue_job ``Job`` delivering these logs (not stored)."""
-        return Job(
-            self._deliver,
-            job_uuid=job_uuid,
-            eta=eta,
-            max_retries=0,
-            channel=CHANNEL,
-            description=description,
-        )
+    @api.model
+    def _event_values(self, config, operation, **values):
+        """The values of a new event of ``config``: every producer's (a new event id, the
+        Max Attempts it has), ``values`` adding to them or replacing them."""
+        return {
+            "config_id": config.id,
+            "res_model": config.model_name,
+            "operation": operation,
+            "idempotency_key": str(uuid.uuid4()),
+            "attempts_allowed": config.max_attempts,
+            **values,
+        }
 
     # -- delivery (the job) -------------------------------------------------------------------
 
     def _deliver(self):
-        """Job: one delivery attempt of each pending log; retries are queued as new jobs.
-
-        Each event gets a request of its own; what it needs around it is done for the whole
-        group: the locks, the older events of its records, the reading and mapping of its
-        records, the logs' updates (one flush), their attempt lines (one insert) and the
-        records' status (one upsert). A group still running after ``GROUP_SECONDS`` queues the
-        events it did not reach as a job of their own.
-        """
-        logs = self.sudo().exists()
-        if not logs:
-            return
-        logs, status_rows = logs._lock_group()
-        logs = logs.filtered(lambda log: log.state == "pending")
-        if not logs:
-            return
-        group = logs._start_group(status_rows)
-        logs = logs.with_context(**{GROUP_KEY: group})
-        older = defaultdict(list)
-        for event in logs._older_pending():
-            older[event.config_id.id, event.res_id].append(event)
-        deadline = time.monotonic() + GROUP_SECONDS
-        for index, log in enumerate(logs):
-            if index and time.monotonic() + (log.config_id.timeout or 10) > deadline:
-                logs[index:]._enqueue()  # an attempt that times out ends before the deadline
-                break
-            waited = [
-                event
-                for event in older[log.config_id.id, log.res_id]
-                if event.id < log.id and event.state == "pending"
-            ]
-            if waited:
-                # Events of one record reach the endpoint in order: wait for the older one.
-                wake = max([wire.utc_now(), *filter(None, (e.next_retry_at for e in waited))])
-                log._enqueue(eta=fields.Datetime.add(wake, seconds=BUSY_RETRY_SECONDS))
-                continue
-            log._attempt()
-        logs._finish_group(group)
-
-    def _lock_group(self):
-        """Lock these logs and their records' status rows; returns those locked, and what
-        ``_lock`` read of the rows.
-
-        All together first (a few statements); on a conflict, each on its own: those that
-        another delivery holds are queued again (alone in its job, one makes queue_job postpone
-        the job).
-        """
-        try:
-            with self.env.cr.savepoint():
-                return self, self._lock()
-        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
-            if len(self) == 1:
-                raise RetryableJobError(
-                    "another delivery of this record is running",
-                    seconds=BUSY_RETRY_SECONDS,
-                    ignore_retry=True,
-                ) from None
-        locked, status_rows = self.browse(), {}
-        for log in self:
-            try:
-                with self.env.cr.savepoint():
-                    status_rows.update(log._lock())
-            except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
-                log._enqueue(eta=BUSY_RETRY_SECONDS)
-                continue
-            locked |= log
-        return locked, status_rows
-
-    def _start_group(self, status_rows):
-        """The state the deliveries of these logs share (see ``DeliveryGroup``), with the
-        records' status rows as ``_lock`` read them."""
-        captures, batches = self._read_records()
-        return DeliveryGroup(
-            captures=captures,
-            batches=batches,
-            versions={key: version for key, (version, _named) in status_rows.items() if version},
-            named={key: version for key, (version, named) in status_rows.items() if named},
-        )
-
-    def _finish_group(self, group):
-        """Write what the group's deliveries did: their attempt lines and records' status."""
-        self.env["api.sync.log.attempt"].sudo()._insert(group.attempts)
-        for (_config_id, eta), ids in group.waiting.items():
-            self.browse(ids)._enqueue(eta=eta)
-        changed = self.browse(list(dict.fromkeys(group.changed)))
-        changed.with_context(**{GROUP_KEY: None})._update_status(named=group.named)
-
-    def _read_records(self):
-        """The records of the events without a body yet, read and mapped together:
-        ``({(config id, record id): Capture}, {batch log id: (records, payloads or
-        MappingErrors)})``. Both empty when that fails: each event then reads its own records
-        and fails alone."""
-        captures, batches = {}, {}
-        todo = self.filtered(lambda log: log.res_id or log.operation == "batch")
-        try:
-            with self.env.cr.savepoint(flush=False):
-                for (config, model_name), logs in (
-                    todo.filtered(lambda log: not log.request_body)
-                    .grouped(lambda log: (log.config_id, log.res_model))
-                    .items()
-                ):
-                    Model = self.env[model_name]
-                    events = logs.filtered(lambda log: log.operation != "batch")
-                    if events:
-                        records = Model.browse(events.mapped("res_id"))
-                        captures.update(self._captures_of(config, records))
-                    if logs - events:
-                        batches.update(self._batches_of(config, Model, logs - events))
-        except Exception:  # noqa: BLE001 - each event meets the error again, and records it
-            return {}, {}
-        return captures, batches
-
-    @api.model
-    def _captures_of(self, config, records):
-        """``{(config id, record id): Capture}`` of ``records`` (some perhaps deleted) as
-        ``config`` sends them."""
-        existing = records.exists()
-        existing.fetch(["write_date"])  # the version alone: not every column of the model
-        readable = config._split_readable(existing)[0]
-        payloads = dict(zip(readable.ids, config._payloads_or_errors(readable), strict=True))
-        captures = {(config.id, res_id): Capture(None) for res_id in records.ids}
-        for record in existing:
-            mapped = record.id in payloads
-            captures[config.id, record.id] = Capture(
-                record,
-                mapped,
-                payloads.get(record.id),
-                record.display_name if mapped else None,
-                record.write_date,
-            )
-        return captures
-
-    @api.model
-    def _batches_of(self, config, Model, logs):
-        """``{log id: (records, payloads or MappingErrors)}`` of the batch events ``logs``."""
-        ids = [res_id for log in logs for res_id in log._res_ids()]
-        records = Model.browse(ids).exists()
-        records.fetch(["write_date"])  # the version alone: not every column of the model
-        payloads = dict(zip(records.ids, config._payloads_or_errors(records), strict=True))
-        batches = {}
-        for log in logs:
-            mine = records.browse([i for i in log._res_ids() if i in payloads])
-            batches[log.id] = (mine, [payloads[i] for i in mine.ids])
-        return batches
-
-    def _lock(self):
-        """Lock these logs and the sync status rows of their records (NOWAIT: never block a
-        worker); returns ``{(config id, record id): (last version delivered, whether the row
-        has a name)}`` of those rows, as locked.
-
-        Its conflicts are expected and handled by the caller: they are not logged as errors.
-
-        Under Odoo's repeatable-read isolation, a row changed by a delivery that committed after
-        this job began raises a serialization failure here, so a delivery never sends data older
-        than the one before it: it is postponed and starts again on fresh data.
-        """
-        self.env.cr.execute(
-            "SELECT id FROM api_sync_log WHERE id IN %s ORDER BY id FOR UPDATE NOWAIT",
-            (tuple(self.ids),),
-            log_exceptions=False,
-        )
-        status_rows = {}
-        for config, logs in self.grouped("config_id").items():
-            res_ids = sorted({res_id for log in logs for res_id in log._res_ids()})
-            found = self._lock_status_rows(config, res_ids) if res_ids else {}
-            missing = [res_id for res_id in res_ids if res_id not in found]
-            if missing:  # created now, they stay locked until this transaction ends
-                self.env["api.sync.record.status"]._ensure(config, missing)
-                found.update(self._lock_status_rows(config, missing))
-            status_rows.update({(config.id, res_id): row for res_id, row in found.items()})
-        self.invalidate_recordset()
-        return status_rows
-
-    @api.model
-    def _lock_status_rows(self, config, res_ids):
-        """Lock the existing status rows of ``config`` and ``res_ids``; returns ``{record id:
-        (last version delivered, whether the row has a name)}`` of them."""
-        # Records looked up by (config_id, res_id) pairs: one probe of that index each, whatever
-        # the statistics say (a status table grown by a million rows during a run and not
-        # analyzed since made "config_id = x" look selective: every delivery then read all the
-        # configuration's status rows).
-        self.env.cr.execute(
-            """SELECT res_id, last_version, record_name IS NOT NULL FROM api_sync_record_status
-                WHERE (config_id, res_id) IN (SELECT %s, unnest(%s::int[]))
-                ORDER BY id FOR UPDATE NOWAIT""",
-            (config.id, res_ids),
-            log_exceptions=False,
-        )
-        return {res_id: (version, named) for res_id, version, named in self.env.cr.fetchall()}
-
-    def _res_ids(self):
-        if self.operation == "batch":
-            return json.loads(self.batch_res_ids or "[]")
-        return [self.res_id] if self.res_id else []
+        """Job: one delivery attempt of each pending log of this job (see ``Delivery``);
+        retries are queued as new jobs."""
+        return Delivery(self, self.env.context.get("job_uuid")).run()
 
     def _older_pending(self):
         """The pending events of these events' records that are older than one of them (those
@@ -551,99 +343,10 @@ class ApiSyncLog(models.Model):
         )
         return found.filtered(lambda log: log.id < newest.get((log.config_id.id, log.res_id), 0))
 
-    def _attempt(self):
-        """Send once, record the outcome, and queue the next attempt or surface the failure."""
-        config = self.config_id
-        gate = self._endpoint_gate()  # endpoint paused, disabled or rate limited: waits
-        if not gate:
-            return
-        now = wire.utc_now()
-        if not self.request_body:
-            try:
-                # no flush: the attempt writes its log once (a second update would re-check the
-                # run's foreign key and clash with the run's progress updates); a record read
-                # with the group's touches no table here
-                with self._capture_guard():
-                    self._capture_body()
-            except Exception as exc:  # noqa: BLE001 - recorded on the log for the admin
-                self.write(
-                    {
-                        "state": "failed",
-                        "error_class": type(exc).__name__,
-                        "error_message": str(exc),
-                        "last_attempt_at": now,
-                    }
-                )
-                self._surface_failure()
-                return
-            if self.state != "pending":
-                return
-        if not self._drop_superseded():
-            return
-        outcome = self._send_request()
-        if outcome is None:  # nothing to send (resource mode): the log says why
-            return
-        after = self._endpoint_after(outcome, gate)  # endpoint health (api_sync_endpoint.py)
-        attempt = self.attempt_count + 1
-        values = {
-            "attempt_count": attempt,
-            "last_attempt_at": now,
-            "response_status": outcome.status or False,
-            "response_body": outcome.response_excerpt or False,
-            "duration_ms": outcome.duration_ms if outcome.status else False,
-            "error_class": outcome.error_class or False,
-            "error_message": outcome.error_message or False,
-            "next_retry_at": False,
-        }
-        allowed = self.attempts_allowed or config.max_attempts
-        if not after.charged:  # the endpoint's error, not the event's: no attempt spent
-            allowed = values["attempts_allowed"] = allowed + 1
-        if outcome.verdict == "done":
-            values.update(state="done", done_at=now)
-        elif after.wait_until:  # the endpoint is paused or disabled: the event waits for it
-            values["next_retry_at"] = after.wait_until
-        elif outcome.verdict == "retry" and attempt < allowed and not after.give_up:
-            delay = delivery.next_delay(outcome, attempt, config.backoff_base, config.backoff_max)
-            values["next_retry_at"] = fields.Datetime.add(now, seconds=delay)
-        else:
-            values["state"] = "failed"
-        self.write(values)
-        self._record_attempt(outcome, now)
-        if self.next_retry_at:
-            self._enqueue(eta=self.next_retry_at)
-        if self.state == "failed":
-            self._surface_failure()
-        else:
-            self._status_changed()
-
-    def _send_request(self):
-        """The request of this event (its frozen body) to the endpoint; returns its Outcome."""
-        return self.config_id._send(self.idempotency_key, self.request_body.encode())
-
-    def _status_changed(self):
-        """Reflect the outcome on the records' status now, or with the rest of the job's group
-        (whose view of the versions delivered follows at once)."""
-        group = self.env.context.get(GROUP_KEY)
-        if group is None:
-            self._update_status()
-            return
-        group.changed.extend(self.ids)
-        for log in self.filtered(lambda log: log.state == "done"):
-            for res_id, version in log._record_versions().items():
-                key = (log.config_id.id, res_id)
-                if version and (key not in group.versions or group.versions[key] < version):
-                    group.versions[key] = version
-
-    def _record_attempt(self, outcome, at):
-        """Keep the attempt just made as a line of the event's history (with the job's group's
-        lines, when in a group)."""
-        group = self.env.context.get(GROUP_KEY)
-        create = (
-            group.attempts.append
-            if group is not None
-            else self.env["api.sync.log.attempt"].sudo().create
-        )
-        create(self._attempt_values(outcome, at))
+    def _res_ids(self):
+        if self.operation == "batch":
+            return json.loads(self.batch_res_ids or "[]")
+        return [self.res_id] if self.res_id else []
 
     def _attempt_values(self, outcome, at):
         """The values of the attempt line of the attempt just made (the same keys for all)."""
@@ -661,174 +364,15 @@ class ApiSyncLog(models.Model):
             "response_excerpt": outcome.response_excerpt or False,
             "next_retry_at": self.next_retry_at,
             "request_headers": json.dumps(outcome.sent_headers or {}, indent=2),
+            "request_line": self.request_line or False,
         }
-
-    def _capture_body(self):
-        """Freeze the body at the first attempt, from the record as it is now."""
-        config = self.config_id
-        if self.operation == "batch":
-            group = self.env.context.get(GROUP_KEY)
-            records, payloads = (group and group.batches.get(self.id)) or (
-                self.env[self.res_model].browse(self._res_ids()).exists(),
-                None,
-            )
-            body, failures = config._batch_body(
-                self.idempotency_key, records, self.create_date, payloads
-            )
-            self._split_failures(failures)
-            captured = {"sent_count": len(body["records"])}
-            if not body["records"]:
-                self.sent_count = captured["sent_count"]
-                self.write(
-                    {
-                        "state": "cancelled",
-                        "error_class": "MappingError" if failures else "RecordDeleted",
-                        "error_message": self.env._("No record of this batch is left to send."),
-                    }
-                )
-                self._status_changed()
-                return
-        else:
-            capture = self._record_capture()
-            record = capture.record
-            if record and not capture.readable:
-                self.write(
-                    {
-                        "state": "cancelled",
-                        "error_class": "NotReadable",
-                        "error_message": config._not_readable_message(),
-                    }
-                )
-                self._status_changed()
-                return
-            if not record:
-                self.write(
-                    {
-                        "state": "cancelled",
-                        "error_class": "RecordDeleted",
-                        "error_message": self.env._(
-                            "The record was deleted before its %(operation)s was sent.",
-                            operation=self.operation,
-                        ),
-                    }
-                )
-                self._status_changed()
-                return
-            if isinstance(capture.data, MappingError):
-                raise capture.data
-            body = config._record_body(
-                self.idempotency_key,
-                record,
-                self.operation,
-                self._changed_fields(),
-                self.create_date,
-                data=capture.data,
-            )
-            captured = {"record_version": capture.version, "record_name": capture.name}
-        self.write({**captured, "request_body": wire.encode(body).decode()})
-
-    def _record_capture(self):
-        """The ``Capture`` of this record event: the job's group's, else read now."""
-        group = self.env.context.get(GROUP_KEY)
-        capture = group and group.captures.get((self.config_id.id, self.res_id))
-        if capture:
-            return capture
-        record = self.env[self.res_model].browse(self.res_id).exists()
-        if not record or not self.config_id._split_readable(record)[0]:
-            return Capture(record)
-        return Capture(record, True, None, record.display_name, record.write_date)
-
-    def _capture_guard(self):
-        """Around the capture of the body: a savepoint, unless the job's group already read
-        the record (the capture then runs no statement)."""
-        group = self.env.context.get(GROUP_KEY)
-        if group and (
-            self.id in group.batches
-            if self.operation == "batch"
-            else (self.config_id.id, self.res_id) in group.captures
-        ):
-            return contextlib.nullcontext()
-        return self.env.cr.savepoint(flush=False)
-
-    def _split_failures(self, failures):
-        """Records of a batch that cannot be mapped get a failed event each (the others go)."""
-        for record, error in failures.items():
-            failed = self.create(
-                {
-                    "config_id": self.config_id.id,
-                    "run_id": self.run_id.id,
-                    "res_model": record._name,
-                    "res_id": record.id,
-                    "record_name": record.display_name,
-                    "operation": "update",
-                    "state": "failed",
-                    "idempotency_key": str(uuid.uuid4()),
-                    "error_class": "MappingError",
-                    "error_message": str(error),
-                    "last_attempt_at": fields.Datetime.now(),
-                    "checkpoint_date": self.checkpoint_date,
-                    "checkpoint_res_id": self.checkpoint_res_id,
-                }
-            )
-            failed._surface_failure()
-
-    def _superseded_ids(self):
-        """Records of the frozen body whose newer version was delivered meanwhile."""
-        versions = {res_id: v for res_id, v in self._record_versions().items() if v}
-        if not versions:
-            return set()
-        group = self.env.context.get(GROUP_KEY)
-        if group is not None:  # the versions its status rows held, and those it delivered
-            config_id = self.config_id.id
-            return {
-                res_id
-                for res_id, version in versions.items()
-                if group.versions.get((config_id, res_id), version) > version
-            }
-        # one probe of the (config_id, res_id) index per record (see _lock)
-        self.env.cr.execute(
-            """SELECT v.res_id FROM unnest(%s::int[], %s::timestamp[]) AS v(res_id, version)
-                 JOIN LATERAL (SELECT last_version FROM api_sync_record_status
-                                WHERE config_id = %s AND res_id = v.res_id LIMIT 1) AS s
-                   ON s.last_version > v.version""",
-            (list(versions), list(versions.values()), self.config_id.id),
-        )
-        return {row[0] for row in self.env.cr.fetchall()}
-
-    def _drop_superseded(self):
-        """Never send data older than what already reached the endpoint (e.g. on a retry).
-
-        A record event whose record was delivered in a newer version is cancelled; a batch
-        leaves such records out. Returns whether anything is left to send.
-        """
-        superseded = self._superseded_ids()
-        if not superseded:
-            return True
-        if self.operation == "batch":
-            body = json.loads(self.request_body)
-            body["records"] = [i for i in body["records"] if i["record_id"] not in superseded]
-            if body["records"]:
-                self.write(
-                    {"request_body": wire.encode(body).decode(), "sent_count": len(body["records"])}
-                )
-                return True
-        self.write(
-            {
-                "state": "cancelled",
-                "error_class": "Superseded",
-                "error_message": self.env._(
-                    "A newer version was delivered meanwhile: this older data is not sent."
-                ),
-            }
-        )
-        self._status_changed()
-        return False
 
     def _changed_fields(self):
         return self.changed_fields.split(",") if self.changed_fields else None
 
-    def _surface_failure(self):
-        """A final failure: logged, shown on the record's chatter, reflected in its status."""
+    def _surface_failure(self, delivery=None):
+        """A final failure: logged, shown on the record's chatter, reflected in its status
+        (with the ``delivery`` running it, when there is one; else now)."""
         _logger.warning(
             "api_sync: event %s of %s failed after %s attempt(s): %s",
             self.idempotency_key,
@@ -837,7 +381,10 @@ class ApiSyncLog(models.Model):
             self.error_message or self.error_class,
         )
         self._post_failure_message()
-        self._status_changed()
+        if delivery is not None:
+            delivery.status_changed(self)
+        else:
+            self._update_status()
 
     def _post_failure_message(self):
         """Tell the record's followers, when the record has a chatter and still exists."""
@@ -898,11 +445,26 @@ class ApiSyncLog(models.Model):
 
     def _update_status(self, named=None):
         """Reflect the outcome on the records' status, and on the run the events belong to
-        (``named``: see ``_record_outcome``)."""
+        (``named``: see ``_record_outcome``); wake the next events of the records."""
         notify_viewers(self)
         self.env["api.sync.record.status"]._record_outcome(self, named)
         finished = self.filtered(lambda log: log.state != "pending")
         finished.run_id.filtered(lambda run: run.state == "running")._queue_advance()
+        finished._wake_next_events()
+
+    def _wake_next_events(self):
+        """A delivery that is over wakes the next event of its record, which waits for it (a
+        backlog of one record's events then drains at the pace of its deliveries); an event in
+        a retry backoff of its own is left to it."""
+        over = self.filtered("res_id")
+        if not over:
+            return
+        self.flush_model(["state"])
+        with (
+            contextlib.suppress(psycopg2.errors.SerializationFailure),
+            self.env.cr.savepoint(flush=False),
+        ):
+            queue_jobs.wake_next_events(self.env, over.ids)
 
     def _record_versions(self):
         """``{record id: version sent or to be sent}`` (version None when not captured)."""

@@ -13,11 +13,7 @@ from odoo import api, models
 from odoo.models import LOG_ACCESS_COLUMNS
 from odoo.tools import SQL
 
-from .api_sync_log import delivery_description
-
-# the job's columns naming the logs it delivers: filled in once they are inserted (queue_job
-# stores ``records`` as a JSON string holding the serialized recordset)
-RECORDS_COLUMNS = ("records", "func_string")
+from . import queue_jobs
 
 
 class ApiSyncLog(models.Model):
@@ -75,42 +71,14 @@ class ApiSyncLog(models.Model):
         return logs
 
     def _job_row(self, config, rows, job_uuid, index):
-        """``, job_<index> AS (INSERT INTO queue_job ...)`` storing the job ``job_uuid`` as
-        ``Job.store()`` would, its records the logs of ``rows`` carrying that uuid."""
+        """``, job_<index> AS (INSERT INTO queue_job ...)`` storing the job ``job_uuid``, its
+        records the logs of ``rows`` carrying that uuid (see ``queue_jobs.insert_sql``)."""
         group = [row for row in rows if row.get("job_uuid") == job_uuid]
         first = group[0]
-        description = delivery_description(
+        description = queue_jobs.delivery_description(
             len(group), first["res_model"], first.get("res_id"), first["operation"], config
         )
-        job = self.browse()._delivery_job(job_uuid, description)  # its logs: set in SQL
-        Jobs = self.env["queue.job"]
-        values = job._store_values(create=True)
-        if Jobs._log_access:
-            uid, now = self.env.uid, self.env.cr.now()
-            values.update(create_uid=uid, write_uid=uid, create_date=now, write_date=now)
-        columns = sorted(name for name in values if name not in RECORDS_COLUMNS)
-        return SQL(
-            """, %s AS (
-                INSERT INTO queue_job (%s, records, func_string)
-                SELECT %s,
-                       to_jsonb(jsonb_set(
-                           (%s::jsonb #>> '{}')::jsonb,
-                           '{ids}',
-                           to_jsonb(array_agg(logs.id ORDER BY logs.id))
-                       )::text),
-                       'api.sync.log(' || CASE count(*) WHEN 1 THEN min(logs.id) || ','
-                            ELSE string_agg(logs.id::text, ', ' ORDER BY logs.id) END
-                       || ')._deliver()'
-                  FROM logs WHERE logs.job_uuid = %s)""",
-            SQL.identifier(f"job_{index}"),
-            SQL(", ").join(map(SQL.identifier, columns)),
-            SQL(", ").join(
-                Jobs._fields[name].convert_to_column_insert(values[name], Jobs, values)
-                for name in columns
-            ),
-            Jobs._fields["records"].convert_to_column_insert(values["records"], Jobs, values),
-            job_uuid,
-        )
+        return queue_jobs.insert_sql(self, job_uuid, description, f"job_{index}")
 
     def _created_in_cache(self, logs, columns, rows):
         """What ``create`` does after its insert: the new logs' values in cache, the fields

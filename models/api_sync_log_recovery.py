@@ -1,15 +1,11 @@
 """Deliveries whose job will not run any more (a dead worker, a crash, a technical failure) are
 found and queued again, with the same event id.
 
-A delivery job holds a PostgreSQL advisory lock keyed by its queue_job id for as long as its
-transaction lives: a ``started`` job whose lock is free has no worker any more (PostgreSQL
-releases it when the worker's connection goes, whatever killed it). Taking that lock is also how
-recovery claims a job, so a job and its recovery never both deliver. Nothing here depends on the
-queue_job release: when queue_job puts a dead job back to ``pending`` first, it is alive again
-and left alone.
+How a lost job is told from a live one (its advisory lock) is in ``queue_jobs``. Nothing here
+depends on the queue_job release: when queue_job puts a dead job back to ``pending`` first, it
+is alive again and left alone.
 """
 
-import contextlib
 import logging
 import sys
 import threading
@@ -20,30 +16,14 @@ import psycopg2
 from odoo import api, fields, models
 from odoo.tools import config as odoo_config
 
+from . import queue_jobs
+
 _logger = logging.getLogger(__name__)
 
-JOB_LOCK_CLASS = 1634759545  # advisory lock namespace ("apsy"); the second key is queue_job.id
 GRACE_SECONDS = 30  # a job enqueued or started this recently is still given time to show up
 MAX_RECOVERIES = 10  # a delivery whose job keeps dying fails then, visibly
 LOADED_AT = fields.Datetime.now()  # this server started then (the module loads at its start)
 TECHNICAL_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
-FINAL_JOB_STATES = ("done", "cancelled", "failed")
-LOST_JOBS = """
-    SELECT l.id, l.job_uuid, j.id, j.state
-      FROM api_sync_log AS l
-      LEFT JOIN queue_job AS j ON j.uuid = l.job_uuid
-     WHERE l.state = 'pending' AND (%(all)s OR l.id = ANY(%(ids)s))
-       AND (j.id IS NULL
-            OR j.state IN ('done', 'cancelled', 'failed')
-            OR (j.state = 'enqueued' AND j.date_enqueued < %(grace)s)
-            OR (j.state = 'started' AND j.date_started < %(grace)s AND NOT EXISTS (
-                    SELECT 1 FROM pg_locks AS k
-                     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2
-                       AND k.classid = %(lock_class)s::oid AND k.objid = j.id::oid
-                       AND k.database = (SELECT oid FROM pg_database
-                                          WHERE datname = current_database()))))
-     ORDER BY l.id
-"""
 
 
 class ApiSyncLog(models.Model):
@@ -78,86 +58,11 @@ class ApiSyncLog(models.Model):
     def _lost_jobs(self, everywhere=False):
         """``{log id: (job uuid, job id, job state)}`` of the pending logs (of these, or all of
         them) whose job is gone, final, or started by a worker that is gone."""
-        grace = self._grace_limit()
-        self.flush_model(["state", "job_uuid"])
-        self.env["queue.job"].flush_model(["uuid", "state", "date_enqueued", "date_started"])
-        self.env.cr.execute(
-            LOST_JOBS,
-            {"all": everywhere, "ids": self.ids, "grace": grace, "lock_class": JOB_LOCK_CLASS},
-        )
-        return {log_id: tuple(job) for log_id, *job in self.env.cr.fetchall()}
+        return queue_jobs.lost_jobs(self.env, self.ids, self._grace_limit(), everywhere)
 
     def _with_live_job(self):
         """The pending logs whose delivery job will still run."""
         return self - self.browse(list(self._lost_jobs()))
-
-    @api.model
-    def _claim_job(self):
-        """In a job: hold its advisory lock until the transaction ends; False when recovery holds
-        it (the job then leaves its work to the job that replaces it)."""
-        job_uuid = self.env.context.get("job_uuid")
-        if not job_uuid:
-            return True
-        self.env.cr.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, id) FROM queue_job WHERE uuid = %s",
-            (JOB_LOCK_CLASS, job_uuid),
-        )
-        row = self.env.cr.fetchone()
-        return not row or row[0]
-
-    def _deliver(self):
-        """Only the logs still linked to this job: recovery may have given others a new one."""
-        if not self._claim_job():
-            _logger.info(
-                "api_sync: job %s was taken over by recovery", self.env.context["job_uuid"]
-            )
-            return None
-        job_uuid = self.env.context.get("job_uuid")
-        mine = self.sudo().exists()
-        if job_uuid:
-            mine = mine.filtered(lambda log: log.job_uuid == job_uuid)
-        return super(ApiSyncLog, mine)._deliver()
-
-    def _older_pending(self):
-        """The older pending events of the records, those whose job was lost queued again first
-        (a delivery waits for all of them: events of a record reach the endpoint in order)."""
-        older = super()._older_pending()
-        if older:
-            older._recover_lost()
-        return older.filtered(lambda log: log.state == "pending")
-
-    def _update_status(self, named=None):
-        """A delivery that is over wakes the next event of its record, which waits for it (a
-        backlog of one record's events then drains at the pace of its deliveries); an event in
-        a retry backoff of its own is left to it."""
-        result = super()._update_status(named)
-        over = self.filtered(lambda log: log.state != "pending" and log.res_id)
-        if over:
-            self.flush_model(["state"])
-            # a job the runner just took runs anyway
-            with (
-                contextlib.suppress(psycopg2.errors.SerializationFailure),
-                self.env.cr.savepoint(flush=False),
-            ):
-                self.env.cr.execute(
-                    """UPDATE queue_job SET eta = NULL WHERE id IN (
-                           SELECT j.id FROM queue_job AS j
-                             JOIN (SELECT DISTINCT ON (n.config_id, n.res_id)
-                                          n.job_uuid, n.next_retry_at
-                                     FROM api_sync_log AS n
-                                     JOIN api_sync_log AS o ON o.config_id = n.config_id
-                                      AND o.res_id = n.res_id AND n.id > o.id
-                                    WHERE o.id = ANY(%s) AND n.state = 'pending'
-                                    ORDER BY n.config_id, n.res_id, n.id) AS nxt
-                               ON nxt.job_uuid = j.uuid
-                            WHERE j.state = 'pending' AND j.eta IS NOT NULL
-                              AND nxt.next_retry_at IS NULL  -- not in a backoff of its own
-                            FOR UPDATE OF j SKIP LOCKED)""",
-                    (over.ids,),
-                    log_exceptions=False,
-                )
-            self.env["queue.job"].invalidate_model(["eta"])
-        return result
 
     # -- recovery -----------------------------------------------------------------------------
 
@@ -273,27 +178,7 @@ class ApiSyncLog(models.Model):
     @api.model
     def _job_is_lost(self, job_id):
         """Under lock: whether the job will not run (queue_job may have brought it back)."""
-        grace = self._grace_limit()
-        self.env["queue.job"].flush_model(["state", "date_enqueued", "date_started"])
-        cr = self.env.cr
-        cr.execute(
-            """SELECT state, date_enqueued, date_started FROM queue_job
-                WHERE id = %s FOR UPDATE SKIP LOCKED""",
-            (job_id,),
-            log_exceptions=False,
-        )
-        row = cr.fetchone()
-        if not row:
-            return False  # being changed by someone else
-        state, enqueued, started = row
-        if state in FINAL_JOB_STATES:
-            return True
-        if state == "enqueued":
-            return bool(enqueued and enqueued < grace)
-        if state != "started" or not started or started >= grace:
-            return False
-        cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (JOB_LOCK_CLASS, job_id))
-        return cr.fetchone()[0]
+        return queue_jobs.job_is_lost(self.env, job_id, self._grace_limit())
 
     def _loss_reason(self, job):
         if not job:
@@ -335,19 +220,7 @@ class ApiSyncLog(models.Model):
     @api.model
     def _requeue_dead_progress_jobs(self):
         """Run progress jobs of the channel whose worker is gone run again (they are idempotent)."""
-        grace = self._grace_limit()
-        jobs = (
-            self.env["queue.job"]
-            .sudo()
-            .search(
-                [
-                    ("model_name", "=", "api.sync.run"),
-                    ("method_name", "=", "_advance"),
-                    ("state", "=", "started"),
-                    ("date_started", "<", grace),
-                ]
-            )
-        )
+        jobs = queue_jobs.started_progress_jobs(self.env, self._grace_limit())
         for job in jobs:
             try:
                 with self.env.cr.savepoint():

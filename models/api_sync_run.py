@@ -2,7 +2,6 @@
 the checkpoint."""
 
 import json
-import uuid
 
 import psycopg2
 
@@ -12,8 +11,8 @@ from odoo.tools import SQL
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
+from . import queue_jobs
 from .api_sync_log import notify_viewers
-from .constants import CHANNEL
 
 RUN_STATES = [
     ("running", "Running"),
@@ -222,24 +221,19 @@ class ApiSyncRun(models.Model):
     def _log_values(self, todo):
         """Log values of one chunk: one batch event, or one event per record."""
         config = self.config_id
-        common = {
-            "config_id": config.id,
-            "res_model": config.model_name,
-            "run_id": self.id,
-            "attempts_allowed": config.max_attempts,
-        }
+        Log = self.env["api.sync.log"]
         if config.delivery_mode == "batch":
             return [
-                {
-                    **common,
-                    "operation": "batch",
-                    "batch_res_ids": json.dumps([res_id for res_id, _date in todo]),
-                    "record_name": self.env._("%(count)s records", count=len(todo)),
-                    "record_count": len(todo),
-                    "idempotency_key": str(uuid.uuid4()),
-                    "checkpoint_date": todo[-1][1],
-                    "checkpoint_res_id": todo[-1][0],
-                }
+                Log._event_values(
+                    config,
+                    "batch",
+                    run_id=self.id,
+                    batch_res_ids=json.dumps([res_id for res_id, _date in todo]),
+                    record_name=self.env._("%(count)s records", count=len(todo)),
+                    record_count=len(todo),
+                    checkpoint_date=todo[-1][1],
+                    checkpoint_res_id=todo[-1][0],
+                )
             ]
         records = (
             self.env[config.model_name]
@@ -249,15 +243,15 @@ class ApiSyncRun(models.Model):
         )
         names = {record.id: record.display_name for record in records}
         return [
-            {
-                **common,
-                "operation": "update",
-                "res_id": res_id,
-                "record_name": names.get(res_id),
-                "idempotency_key": str(uuid.uuid4()),
-                "checkpoint_date": date,
-                "checkpoint_res_id": res_id,
-            }
+            Log._event_values(
+                config,
+                "update",
+                run_id=self.id,
+                res_id=res_id,
+                record_name=names.get(res_id),
+                checkpoint_date=date,
+                checkpoint_res_id=res_id,
+            )
             for res_id, date in todo
         ]
 
@@ -365,11 +359,7 @@ class ApiSyncRun(models.Model):
     def _queue_advance(self):
         """Recompute the run's progress in a job of its own (deliveries never wait for it)."""
         for run in self:
-            run.with_delay(
-                channel=CHANNEL,
-                max_retries=0,
-                description=f"API sync: progress of run {run.id}",
-            )._advance()
+            queue_jobs.delay(run, f"API sync: progress of run {run.id}")._advance()
 
     def _advance(self):
         """Move the checkpoint past the deliveries done in order, count, and close when over.
@@ -377,7 +367,7 @@ class ApiSyncRun(models.Model):
         The checkpoint stops before the first delivery that is not done: records after it are
         selected again by the next run (those already delivered unchanged are then skipped).
         """
-        if not self.env["api.sync.log"]._claim_job():
+        if not queue_jobs.claim_running_job(self.env, self.env.context.get("job_uuid")):
             return  # recovery queued this progress job again
         for run in self.sudo():
             if run.state != "running":

@@ -8,7 +8,7 @@ from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import tagged
 
 from ..engine.receiver import Receiver, Reply
-from ..models import api_sync_log
+from ..models import delivery
 from .common import CommittedEventsCase
 from .delivery_common import DeliveryCase, LoopbackRequests
 
@@ -113,7 +113,7 @@ class TestDeliveryGroups(DeliveryCase):
     def test_a_group_past_its_time_queues_the_events_it_did_not_reach(self):
         logs = self.Config.sync_record(self.partners(3), "update")
         jobs_before = self.jobs()
-        with patch.object(api_sync_log, "GROUP_SECONDS", 0):
+        with patch.object(delivery, "GROUP_SECONDS", 0):
             self.deliver(logs)
         self.assertEqual(logs.mapped("state"), ["done", "pending", "pending"])
         self.assertEqual(len(self.receiver.received), 1)

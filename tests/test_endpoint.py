@@ -113,8 +113,9 @@ class TestEndpointHealth(DeliveryCase):
                 "failure_count": 9,
             }
         )
-        self.assertTrue(self.config._endpoint_claim_probe())
-        self.assertFalse(self.config._endpoint_claim_probe(), "a second worker does not probe")
+        State = self.env["api.sync.endpoint.state"]
+        self.assertTrue(State._claim_probe(self.config))
+        self.assertFalse(State._claim_probe(self.config), "a second worker does not probe")
         waiting = self.sync()
         waiting._deliver()  # another worker's probe is under way: look again after its timeout
         self.assertFalse(self.receiver.received)
@@ -176,11 +177,12 @@ class TestEndpointHealth(DeliveryCase):
         self.config.rate_limit = 20  # one request every 50 ms
         self.env.flush_all()
         slots, start = [], threading.Barrier(2)
+        State = self.env["api.sync.endpoint.state"]
 
         def worker():
             start.wait()
             for _i in range(10):
-                slots.append(self.config._endpoint_reserve_slot(horizon=60))
+                slots.append(State._reserve_slot(self.config, horizon=60))
 
         threads = [threading.Thread(target=worker) for _i in range(2)]
         for thread in threads:

@@ -6,7 +6,8 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from ..engine.receiver import Reply
-from ..models.api_sync_log_recovery import JOB_LOCK_CLASS, MAX_RECOVERIES
+from ..models.api_sync_log_recovery import MAX_RECOVERIES
+from ..models.queue_jobs import JOB_LOCK_CLASS
 from .delivery_common import DeliveryCase
 
 LOG_MODULE = "odoo.addons.api_sync.models.api_sync_log"

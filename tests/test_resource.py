@@ -170,10 +170,10 @@ class TestResourceRequests(ResourceCase):
 
     def test_a_group_reads_the_external_ids_of_its_records_once(self):
         partners = self.created() | self.created() | self.created()
-        Config = type(self.config)
+        Binding = type(self.env["api.sync.binding"])
         logs = self.config.sync_record(partners, "update")
         with patch.object(
-            Config, "_bound_external_id", autospec=True, wraps=Config._bound_external_id
+            Binding, "_external_id", autospec=True, wraps=Binding._external_id
         ) as one_by_one:
             self.run_jobs()
         self.assertEqual(set(logs.mapped("state")), {"done"})
@@ -490,7 +490,11 @@ class TestBindingSurvivesAFailedJob(TransactionCase):
             log = env["api.sync.log"].browse(self.log_id)
             if fail_after_response:
                 with (
-                    patch.object(type(log), "_endpoint_after", side_effect=RuntimeError("lost")),
+                    patch.object(
+                        type(env["api.sync.endpoint.state"]),
+                        "_record",
+                        side_effect=RuntimeError("lost"),
+                    ),
                     self.assertRaises(RuntimeError),
                 ):
                     log._deliver()

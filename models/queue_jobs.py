@@ -1,0 +1,220 @@
+"""Every statement api_sync makes on OCA queue_job's tables, in one place.
+
+queue_job keeps its ``Job`` logic in a plain class and stores jobs through the ``queue.job``
+model; api_sync uses both as they are, and adds here what it needs beyond them, tested on every
+supported queue_job release (tests/test_queue_jobs.py):
+
+- storing the delivery jobs of new events in the same statement as the events (the writer's
+  commit), with the values ``Job.store()`` would give them;
+- waking jobs waiting with an ``eta`` (a record's next event, an endpoint that answers again);
+- finding jobs that will not run any more (their worker is gone), and claiming a running job.
+
+A delivery job holds a PostgreSQL advisory lock keyed by its queue_job id for as long as its
+transaction lives: a ``started`` job whose lock is free has no worker any more (PostgreSQL
+releases it when the worker's connection goes, whatever killed it). Taking that lock is also how
+recovery claims a job, so a job and its recovery never both deliver.
+"""
+
+from odoo.tools import SQL
+
+from odoo.addons.queue_job.job import Job
+
+from .constants import CHANNEL
+
+JOB_LOCK_CLASS = 1634759545  # advisory lock namespace ("apsy"); the second key is queue_job.id
+FINAL_JOB_STATES = ("done", "cancelled", "failed")
+# the job's columns naming the logs it delivers: filled in once they are inserted (queue_job
+# stores ``records`` as a JSON string holding the serialized recordset)
+RECORDS_COLUMNS = ("records", "func_string")
+LOST_JOBS = """
+    SELECT l.id, l.job_uuid, j.id, j.state
+      FROM api_sync_log AS l
+      LEFT JOIN queue_job AS j ON j.uuid = l.job_uuid
+     WHERE l.state = 'pending' AND (%(all)s OR l.id = ANY(%(ids)s))
+       AND (j.id IS NULL
+            OR j.state IN ('done', 'cancelled', 'failed')
+            OR (j.state = 'enqueued' AND j.date_enqueued < %(grace)s)
+            OR (j.state = 'started' AND j.date_started < %(grace)s AND NOT EXISTS (
+                    SELECT 1 FROM pg_locks AS k
+                     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2
+                       AND k.classid = %(lock_class)s::oid AND k.objid = j.id::oid
+                       AND k.database = (SELECT oid FROM pg_database
+                                          WHERE datname = current_database()))))
+     ORDER BY l.id
+"""
+
+
+def delivery_description(count, res_model, res_id, operation, config):
+    """The name of a job delivering ``count`` events of ``config`` (the event's record and
+    operation when there is one)."""
+    what = f"{count} events" if count > 1 else f"{res_model} #{res_id or ''} {operation}"
+    return f"API sync: {what} ({config.name})"
+
+
+def delivery_job(logs, job_uuid, description, eta=None):
+    """The queue_job ``Job`` delivering ``logs`` (not stored)."""
+    return Job(
+        logs._deliver,
+        job_uuid=job_uuid,
+        eta=eta,
+        max_retries=0,
+        channel=CHANNEL,
+        description=description,
+    )
+
+
+def store(logs, job_uuid, description, eta=None):
+    """Store the job ``job_uuid`` (a new uuid) delivering ``logs``, as ``Job.store()`` does for
+    a job it does not find, without its lookup of the uuid (made just now): a query saved."""
+    job = delivery_job(logs.sudo(), job_uuid, description, eta)
+    Jobs = logs.env["queue.job"]
+    Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
+        job._store_values(create=True)
+    )
+
+
+def insert_sql(Log, job_uuid, description, name):
+    """``, <name> AS (INSERT INTO queue_job ...)``: the job ``job_uuid`` stored as
+    ``Job.store()`` would, delivering the rows of the CTE ``logs`` (with ``id`` and
+    ``job_uuid``) that carry that uuid. For ``api.sync.log._insert_events``."""
+    job = delivery_job(Log.browse(), job_uuid, description)  # its logs: set in SQL
+    Jobs = Log.env["queue.job"]
+    values = job._store_values(create=True)
+    if Jobs._log_access:
+        uid, now = Log.env.uid, Log.env.cr.now()
+        values.update(create_uid=uid, write_uid=uid, create_date=now, write_date=now)
+    columns = sorted(name for name in values if name not in RECORDS_COLUMNS)
+    return SQL(
+        """, %s AS (
+            INSERT INTO queue_job (%s, records, func_string)
+            SELECT %s,
+                   to_jsonb(jsonb_set(
+                       (%s::jsonb #>> '{}')::jsonb,
+                       '{ids}',
+                       to_jsonb(array_agg(logs.id ORDER BY logs.id))
+                   )::text),
+                   'api.sync.log(' || CASE count(*) WHEN 1 THEN min(logs.id) || ','
+                        ELSE string_agg(logs.id::text, ', ' ORDER BY logs.id) END
+                   || ')._deliver()'
+              FROM logs WHERE logs.job_uuid = %s)""",
+        SQL.identifier(name),
+        SQL(", ").join(map(SQL.identifier, columns)),
+        SQL(", ").join(
+            Jobs._fields[name].convert_to_column_insert(values[name], Jobs, values)
+            for name in columns
+        ),
+        Jobs._fields["records"].convert_to_column_insert(values["records"], Jobs, values),
+        job_uuid,
+    )
+
+
+def delay(records, description):
+    """``records.with_delay()`` in api_sync's channel, retried without end (its jobs are
+    idempotent): call the job's method on the result."""
+    return records.with_delay(channel=CHANNEL, max_retries=0, description=description)
+
+
+def claim_running_job(env, job_uuid):
+    """In a job: hold its advisory lock until the transaction ends; False when recovery holds
+    it (the job then leaves its work to the job that replaces it). True outside a job."""
+    if not job_uuid:
+        return True
+    env.cr.execute(
+        "SELECT pg_try_advisory_xact_lock(%s, id) FROM queue_job WHERE uuid = %s",
+        (JOB_LOCK_CLASS, job_uuid),
+    )
+    row = env.cr.fetchone()
+    return not row or row[0]
+
+
+def lost_jobs(env, log_ids, grace, everywhere=False):
+    """``{log id: (job uuid, job id, job state)}`` of the pending logs ``log_ids`` (or all of
+    them) whose job is gone, final, or enqueued or started before ``grace`` by a worker that is
+    gone."""
+    env["api.sync.log"].flush_model(["state", "job_uuid"])
+    env["queue.job"].flush_model(["uuid", "state", "date_enqueued", "date_started"])
+    env.cr.execute(
+        LOST_JOBS,
+        {"all": everywhere, "ids": list(log_ids), "grace": grace, "lock_class": JOB_LOCK_CLASS},
+    )
+    return {log_id: tuple(job) for log_id, *job in env.cr.fetchall()}
+
+
+def job_is_lost(env, job_id, grace):
+    """Under lock: whether the job will not run (queue_job may have brought it back); takes
+    its advisory lock when it was started by a worker that is gone."""
+    env["queue.job"].flush_model(["state", "date_enqueued", "date_started"])
+    cr = env.cr
+    cr.execute(
+        """SELECT state, date_enqueued, date_started FROM queue_job
+            WHERE id = %s FOR UPDATE SKIP LOCKED""",
+        (job_id,),
+        log_exceptions=False,
+    )
+    row = cr.fetchone()
+    if not row:
+        return False  # being changed by someone else
+    state, enqueued, started = row
+    if state in FINAL_JOB_STATES:
+        return True
+    if state == "enqueued":
+        return bool(enqueued and enqueued < grace)
+    if state != "started" or not started or started >= grace:
+        return False
+    cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (JOB_LOCK_CLASS, job_id))
+    return cr.fetchone()[0]
+
+
+def started_progress_jobs(env, grace):
+    """The run progress jobs started before ``grace`` (their worker may be gone)."""
+    return (
+        env["queue.job"]
+        .sudo()
+        .search(
+            [
+                ("model_name", "=", "api.sync.run"),
+                ("method_name", "=", "_advance"),
+                ("state", "=", "started"),
+                ("date_started", "<", grace),
+            ]
+        )
+    )
+
+
+def wake_endpoint_jobs(cr, config_id, now):
+    """The jobs of ``config_id``'s pending events waiting past ``now`` run now (best effort:
+    jobs being changed by the job runner are skipped and wake at their own time)."""
+    cr.execute(
+        """UPDATE queue_job SET eta = NULL
+            WHERE id IN (
+                SELECT job.id FROM queue_job AS job
+                  JOIN api_sync_log AS log ON log.job_uuid = job.uuid
+                 WHERE log.config_id = %s AND log.state = 'pending'
+                   AND job.state = 'pending' AND job.eta > %s
+                   FOR UPDATE OF job SKIP LOCKED)""",
+        (config_id, now),
+    )
+
+
+def wake_next_events(env, log_ids):
+    """The job of the next pending event of each record of the events ``log_ids`` (over now)
+    runs now, unless that event waits in a retry backoff of its own. A job the runner just
+    took runs anyway: raises SerializationFailure on a conflict, for the caller to ignore."""
+    env.cr.execute(
+        """UPDATE queue_job SET eta = NULL WHERE id IN (
+               SELECT j.id FROM queue_job AS j
+                 JOIN (SELECT DISTINCT ON (n.config_id, n.res_id)
+                              n.job_uuid, n.next_retry_at
+                         FROM api_sync_log AS n
+                         JOIN api_sync_log AS o ON o.config_id = n.config_id
+                          AND o.res_id = n.res_id AND n.id > o.id
+                        WHERE o.id = ANY(%s) AND n.state = 'pending'
+                        ORDER BY n.config_id, n.res_id, n.id) AS nxt
+                   ON nxt.job_uuid = j.uuid
+                WHERE j.state = 'pending' AND j.eta IS NOT NULL
+                  AND nxt.next_retry_at IS NULL  -- not in a backoff of its own
+                FOR UPDATE OF j SKIP LOCKED)""",
+        (list(log_ids),),
+        log_exceptions=False,
+    )
+    env["queue.job"].invalidate_model(["eta"])
