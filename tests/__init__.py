@@ -16,3 +16,4 @@ from . import test_lines_trigger
 from . import test_resource
 from . import test_delivery_groups
 from . import test_events_at_commit
+from . import test_queue_jobs
