@@ -109,11 +109,16 @@ def compare(before, after):
             found.append(f"{table}: table gone ({len(rows)} rows)")
             continue
         new_columns, new_rows = after[table]
+        if "id" not in columns:  # a relation table: its rows keyed by the columns it had
+            new_rows = {
+                tuple(str(row.get(column)) for column in columns): row for row in new_rows.values()
+            }
         if added := [column for column in new_columns if column not in columns]:
             notes.append(f"{table}: new columns {', '.join(added)}")
         for key, row in sorted(rows.items()):
             if key not in new_rows:
-                found.append(f"{table} id {key}: row gone (was {row})")
+                where = f"id {key}" if "id" in row else "row"  # relation rows are their values
+                found.append(f"{table} {where}: gone (was {row})")
                 continue
             for column in columns:
                 if column not in new_rows[key]:
