@@ -2,7 +2,7 @@
     "name": "API Sync",
     "summary": "Push record changes and scheduled batches to external HTTP APIs, "
     "reliably and visibly",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "license": "LGPL-3",
     "author": "api_sync contributors",
     "website": "https://github.com/api-sync/api_sync",

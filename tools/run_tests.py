@@ -8,42 +8,18 @@ WARNING/ERROR, or when a query on an api_sync table logged an ``odoo.sql_db`` ER
 """
 
 import argparse
-import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
+from odoo_process import Combination, drop_database, run_logged, server_arguments
+from upgrade_check import run_upgrade
+
 REPO = Path(__file__).resolve().parent.parent
-LOG_LINE = re.compile(
-    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (?P<level>[A-Z]+) (?P<db>\S+) (?P<logger>[\w.]+): "
-    r"(?P<message>.*)$"
-)
-STATS = re.compile(r"^(?P<module>\w+): (?P<count>\d+) tests ")
-FAILURE = re.compile(r"^(?P<kind>FAIL|ERROR): (?P<test>.+)$")
-OWN_TABLE = re.compile(r"\bapi_sync_\w+")
-
-
-@dataclass
-class Combination:
-    """One Odoo tree and the virtualenv of its queue_job (tools/test passes one per --odoo-run)."""
-
-    label: str  # shown in the summary, e.g. "odoo-18.0 + queue_job 18.0.1.7.0.1"
-    python: str  # the combination's virtualenv
-    odoo: str  # the tree, put first on PYTHONPATH
-    launcher: str  # odoo-bin (source layout) or setup/odoo (package layout)
-    addons_path: str
-
-    @classmethod
-    def parse(cls, value):
-        """From tools/test's --odoo-run: the five fields, one per line."""
-        return cls(*value.split("\n"))
 
 
 def run_pure(python):
@@ -97,40 +73,16 @@ def run_lint(python):
     return all(result.returncode == 0 for result in results)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def drop_database(dbname):
-    import psycopg2  # noqa: PLC0415 - only present in the Odoo virtualenv
-
-    connection = psycopg2.connect(dbname="postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
-    connection.close()
-
-
 def run_odoo(combination, logfile, db_args, test_tags, keep_db):
     """Install api_sync on a fresh database, run its tests; returns (passed, failed, problems)."""
     dbname = f"api_sync_test_{uuid.uuid4().hex[:8]}"
-    command = [
-        combination.python,
-        combination.launcher,
-        f"--addons-path={combination.addons_path}",
-        *db_args,
-        "-d",
-        dbname,
+    arguments = [
+        *server_arguments(combination, db_args, dbname),
         "-i",
         "api_sync",
         "--test-enable",
         f"--test-tags={test_tags}",
         "--stop-after-init",
-        "--http-interface=127.0.0.1",
-        f"--http-port={free_port()}",
-        "--max-cron-threads=0",
         "--log-level=info",
         "--log-handler=odoo.tests.stats:INFO",
     ]
@@ -139,65 +91,11 @@ def run_odoo(combination, logfile, db_args, test_tags, keep_db):
         flush=True,
     )
     started = time.monotonic()
-    counts, failed_tests, problems = {}, set(), []
-    with (
-        open(logfile, "w", encoding="utf-8") as log,
-        subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=combination.odoo,
-            env={
-                **os.environ,
-                "PYTHONUNBUFFERED": "1",
-                # Else "odoo" may be found as queue_job's namespace folder in site-packages.
-                "PYTHONPATH": os.pathsep.join(
-                    filter(None, [combination.odoo, os.environ.get("PYTHONPATH")])
-                ),
-            },
-        ) as process,
-    ):
-        current = None
-        sql_errors = []  # odoo.sql_db ERROR entries, with the query lines that follow them
-        for line in process.stdout:
-            log.write(line)
-            match = LOG_LINE.match(line)
-            if not match:
-                if current is not None and current["level"] in ("ERROR", "CRITICAL"):
-                    print(line, end="")
-                    current["message"] += line
-                continue
-            current = match.groupdict()
-            if current["logger"] == "odoo.sql_db" and current["level"] == "ERROR":
-                sql_errors.append(current)
-            level, logger, message = current["level"], current["logger"], current["message"]
-            if logger == "odoo.tests.stats" and (stats := STATS.match(message)):
-                counts[stats["module"]] = int(stats["count"])
-            if failure := FAILURE.match(message):
-                failed_tests.add(failure["test"])
-            own = logger.startswith("odoo.addons.api_sync")
-            if level in ("ERROR", "CRITICAL") or (level == "WARNING" and own):
-                problems.append(f"{level} {logger}: {message}")
-                print(line, end="")
-            elif (
-                logger.startswith("odoo.addons.")
-                and ".tests." in logger
-                and message.startswith("Starting ")
-            ):
-                print(f"  {message.removeprefix('Starting ').removesuffix(' ...')}", flush=True)
-        returncode = process.wait()
+    with open(logfile, "w", encoding="utf-8") as log:
+        output = run_logged(combination, arguments, log)
     if not keep_db:
         drop_database(dbname)
-    own_sql = [error for error in sql_errors if OWN_TABLE.search(error["message"])]
-    if own_sql:
-        problems.append(
-            f"{len(own_sql)} odoo.sql_db ERROR line(s) from queries on api_sync tables "
-            f"(a conflict the code handles must not log as an error): "
-            f"{own_sql[0]['message'].splitlines()[0]}"
-        )
-    if returncode:
-        problems.append(f"Odoo exited with status {returncode}")
+    counts, failed_tests, problems = output.counts, output.failed_tests, output.problems
     total = sum(counts.values())
     if not total:
         problems.append("Odoo ran no test (did the module install?)")
@@ -233,31 +131,55 @@ def main():
     )
     parser.add_argument("--test-tags", default="/api_sync,/base_automation")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--only-upgrade",
+        action="store_true",
+        help="run only the upgrade check (no pure tests, lint or Odoo tests)",
+    )
     args = parser.parse_args()
     python = sys.executable
 
-    pure_passed, pure_failed = run_pure(python)
-    lint_ok = run_lint(python)
-    parts = [
-        f"pure {pure_passed} passed, {pure_failed} failed",
-        f"lint {'clean' if lint_ok else 'FAILED'}",
-    ]
-    odoo_passed = odoo_failed = 0
-    problems = []
+    passed_total = failed_total = 0
+    parts, problems = [], []
+    if not args.only_upgrade:
+        pure_passed, pure_failed = run_pure(python)
+        lint_ok = run_lint(python)
+        parts += [
+            f"pure {pure_passed} passed, {pure_failed} failed",
+            f"lint {'clean' if lint_ok else 'FAILED'}",
+        ]
+        passed_total, failed_total = pure_passed, pure_failed + (0 if lint_ok else 1)
     for index, combination in enumerate(args.odoo_run):
-        # The first combination's log keeps the usual name; the others are named by their tree.
+        # The first combination's logs keep the usual names; the others are named by their tree.
         suffix = f"-{Path(combination.odoo).name.removeprefix('odoo-')}" if index else ""
-        passed, failed, found = run_odoo(
-            combination,
-            REPO / ".build" / f"odoo-test{suffix}.log",
-            args.db_arg,
-            args.test_tags,
-            args.keep_db,
+        build = REPO / ".build"
+        results = []
+        if not args.only_upgrade:
+            results.append(
+                (
+                    "odoo",
+                    run_odoo(
+                        combination,
+                        build / f"odoo-test{suffix}.log",
+                        args.db_arg,
+                        args.test_tags,
+                        args.keep_db,
+                    ),
+                )
+            )
+        results.append(
+            (
+                "upgrade",
+                run_upgrade(
+                    combination, build / f"odoo-upgrade{suffix}.log", args.db_arg, args.keep_db
+                ),
+            )
         )
-        odoo_passed, odoo_failed = odoo_passed + passed, odoo_failed + failed
-        problems += [f"{combination.label}: {problem}" for problem in found]
-        parts.append(f"odoo [{combination.label}] {passed} passed, {failed} failed")
-    if args.odoo_run and not browser_found():
+        for part, (passed, failed, found) in results:
+            passed_total, failed_total = passed_total + passed, failed_total + failed
+            problems += [f"{combination.label}: {problem}" for problem in found]
+            parts.append(f"{part} [{combination.label}] {passed} passed, {failed} failed")
+    if args.odoo_run and not args.only_upgrade and not browser_found():
         banner = "!" * 78
         print(
             f"\n{banner}\n!! NO CHROMIUM FOUND: the browser tests (tours) were SKIPPED.\n"
@@ -277,10 +199,9 @@ def main():
             problems.append("no Odoo source and --require-odoo is set")
     for problem in problems:
         print(f"[api_sync] problem: {problem}")
-    failed = pure_failed + odoo_failed + (0 if lint_ok else 1)
     print(f"[api_sync] summary: {'; '.join(parts)}")
-    print(f"total: {pure_passed + odoo_passed} passed, {failed} failed")
-    return 1 if failed or problems else 0
+    print(f"total: {passed_total} passed, {failed_total} failed")
+    return 1 if failed_total or problems else 0
 
 
 if __name__ == "__main__":
