@@ -126,12 +126,25 @@ def verify(secret, headers, body, now):
         raise ValueError("missing webhook-id, webhook-timestamp or webhook-signature header")
     if abs(now - int(timestamp)) > SIGNATURE_TOLERANCE:
         raise ValueError("webhook-timestamp is too old or too new")
-    expected = sign(secret, message_id, int(timestamp), body).split(",", 1)[1]
-    for candidate in signatures.split():
-        version, _sep, signature = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(signature, expected):
-            return True
+    if signature_matches((secret,), message_id, int(timestamp), body, signatures):
+        return True
     raise ValueError("no webhook-signature matches")
+
+
+def signature_matches(secrets, message_id, timestamp, body, signatures):
+    """Whether one of the space-separated ``v1,<base64>`` ``signatures`` (a
+    ``webhook-signature`` header) signs ``body`` with one of ``secrets``.
+
+    Every comparison is constant-time, and text that is not ASCII (a hostile header) is
+    compared as its bytes instead of raising.
+    """
+    expected = [sign(secret, message_id, timestamp, body).encode() for secret in secrets]
+    found = False
+    for candidate in signatures.split():
+        given = candidate.encode("utf-8", "backslashreplace")
+        for signature in expected:
+            found |= hmac.compare_digest(given, signature)
+    return found
 
 
 def extra_header_problem(name, value, taken=()):
