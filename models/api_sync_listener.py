@@ -1,15 +1,13 @@
 """The built-in listener: a configuration in ``listener`` mode reacts to create, write and unlink
 of its model by itself, with the semantics of the generated automation rules and no rule.
 
-Here: its trigger mode and the listeners' tables, cached on the configuration. The
-create/write/unlink override of every model that reads them is ``Base`` (base.py).
+Here: its trigger mode and the listeners' tables, cached on the configuration (cleared with its
+other caches, ``_invalidate_caches``). The create/write/unlink override of every model that
+reads them is ``Base`` (base.py).
 """
 
 from odoo import api, fields, models, tools
 from odoo.exceptions import UserError
-
-# what a configuration's listener depends on: a change empties the listeners' cache
-LISTENER_FIELDS = {"trigger_mode", "listen_field_ids", "active", "model_id"}
 
 
 class ApiSyncConfig(models.Model):
@@ -84,25 +82,7 @@ class ApiSyncConfig(models.Model):
             if line_model == model_name
         )
 
-    # -- trigger mode and generated rules -----------------------------------------------------
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        configs = super().create(vals_list)
-        if any(vals.get("trigger_mode") == "listener" for vals in vals_list):
-            self.env.registry.clear_cache()  # _listened_models, _listeners
-        return configs
-
-    def write(self, vals):
-        result = super().write(vals)
-        if LISTENER_FIELDS & set(vals):
-            self.env.registry.clear_cache()  # _listened_models, _listeners
-        if {"trigger_mode", "active"} & set(vals):
-            for config in self.sudo().with_context(active_test=False):
-                wanted = config.active and config.trigger_mode == "rules"
-                rules = config._generated_rules()
-                rules.filtered(lambda rule, wanted=wanted: rule.active != wanted).active = wanted
-        return result
+    # -- what it sends and the rules it refuses -----------------------------------------------
 
     def _listener_lines_changed(self, path, lines, old_holders=None):
         """Note an update of the documents of ``lines`` (listed at ``path``), naming the
