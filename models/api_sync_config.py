@@ -44,7 +44,8 @@ SECRET_FIELDS = ("auth_password", "auth_token", "api_key", "signing_secret")
 CACHED_FIELDS = {*CONFIG_FIELDS, "model_id", "trigger_mode", "listen_field_ids"}
 # which of its rules are active (``_sync_rules``)
 RULE_FIELDS = {"active", "trigger_mode"}
-# the context actions of the synced models and their forms (``_sync_record_log_actions``)
+# the context actions of the synced models (``_sync_record_log_actions``) and their forms'
+# status button (``_invalidate_caches(views=True)``)
 CONTEXT_ACTION_FIELDS = {"active", "model_id", "payload_format"}
 # its scheduled action (``_sync_cron``)
 SCHEDULE_FIELDS = {
@@ -257,9 +258,10 @@ class ApiSyncConfig(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         configs = super().create(vals_list)
+        # even when the check fails: the caches filled meanwhile are then emptied at rollback
+        self._invalidate_caches(views=True)
         # checked on the result: defaults (also from the context) are applied by now
         configs._check_created_integration_user()
-        self._invalidate_caches()
         self._sync_record_log_actions()
         configs._sync_cron()
         return configs
@@ -274,8 +276,8 @@ class ApiSyncConfig(models.Model):
             )._forget_captured_data()
         result = super().write(vals)
         changed = set(vals)
-        if changed & CACHED_FIELDS:  # first: the side effects read the new values
-            self._invalidate_caches()
+        if changed & (CACHED_FIELDS | CONTEXT_ACTION_FIELDS):  # first: the rest reads new values
+            self._invalidate_caches(views=bool(changed & CONTEXT_ACTION_FIELDS))
         if changed & RULE_FIELDS:
             self._sync_rules(vals)
         if changed & CONTEXT_ACTION_FIELDS:
@@ -299,7 +301,7 @@ class ApiSyncConfig(models.Model):
         )
         crons = self.sudo().cron_id
         result = super().unlink()
-        self._invalidate_caches()
+        self._invalidate_caches(views=True)
         rules.unlink()
         crons.unlink()
         self._sync_record_log_actions()
@@ -334,10 +336,8 @@ class ApiSyncConfig(models.Model):
     @api.model
     def _sync_record_log_actions(self):
         """The context actions of the synced models: "API Sync Logs" on each model that has
-        an active configuration, "API Sync External IDs" on those of resource configurations.
-
-        Also refreshes the synced models' forms (their status button)."""
-        self._invalidate_caches(views=True)
+        an active configuration, "API Sync External IDs" on those of resource configurations
+        (the caches, the forms' with them, are invalidated by the caller)."""
         configs = self.sudo().search([("active", "=", True)])
         self._sync_context_actions(
             "api.sync.log",

@@ -85,7 +85,7 @@ class Base(models.AbstractModel):
         listeners, line_listeners = self._api_sync_listeners() if self else ((), ())
         if listeners or line_listeners:
             configs = self.env["api.sync.config"].sudo()
-            for config_id, path, _names, _link in line_listeners:  # their documents, first
+            for config_id, path, _names, _link in line_listeners:  # their documents, before they go
                 configs.browse(config_id)._listener_lines_changed(path, self)
             if listeners:  # the payload is captured now, before the records go
                 configs.browse([config_id for config_id, _names in listeners]).sync_record(
