@@ -39,6 +39,15 @@ CONFIG_FIELDS = [
 GENERATED_TRIGGERS = ("on_create_or_write", "on_create", "on_write", "on_unlink")
 OPERATIONS = ("create", "update", "delete")
 SECRET_FIELDS = ("auth_password", "auth_token", "api_key", "signing_secret")
+# What a change of a configuration's fields calls for (see ``write``), as base_automation does.
+# read by its caches (``_invalidate_caches``; model_name follows model_id)
+CACHED_FIELDS = {*CONFIG_FIELDS, "model_id", "trigger_mode", "listen_field_ids"}
+# which of its rules are active (``_sync_rules``)
+RULE_FIELDS = {"active", "trigger_mode"}
+# the context actions of the synced models (``_sync_record_log_actions``) and their forms'
+# status button (``_invalidate_caches(views=True)``)
+CONTEXT_ACTION_FIELDS = {"active", "model_id", "payload_format"}
+# its scheduled action (``_sync_cron``)
 SCHEDULE_FIELDS = {
     "active",
     "name",
@@ -46,6 +55,8 @@ SCHEDULE_FIELDS = {
     "schedule_interval_number",
     "schedule_interval_type",
 }
+# its endpoint: a new one starts healthy (``_endpoint_reset``)
+ENDPOINT_FIELDS = {"endpoint_url"}
 INTERVAL_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 
 
@@ -242,29 +253,43 @@ class ApiSyncConfig(models.Model):
             )
             config.failed_log_count = counts.get((config.id, "failed"), 0)
 
-    # -- CRUD ---------------------------------------------------------------------------------
+    # -- CRUD: access checks, then side effects chosen by the fields changed -------------------
 
     @api.model_create_multi
     def create(self, vals_list):
         configs = super().create(vals_list)
+        # even when the check fails: the caches filled meanwhile are then emptied at rollback
+        self._invalidate_caches(views=True)
+        # checked on the result: defaults (also from the context) are applied by now
+        configs._check_created_integration_user()
         self._sync_record_log_actions()
         configs._sync_cron()
         return configs
 
     def write(self, vals):
+        self._check_can_change(vals)
+        if "signing_secret" in vals:
+            self._keep_previous_secret(vals["signing_secret"])
+        if vals.get("integration_user_id"):
+            self.filtered(
+                lambda config: config.sudo().integration_user_id.id != vals["integration_user_id"]
+            )._forget_captured_data()
         result = super().write(vals)
-        if "active" in vals:
-            rules = self.sudo().with_context(active_test=False).automation_ids
-            rules.filtered(lambda rule: rule.active != vals["active"]).active = vals["active"]
-        if "model_id" in vals:
-            self.env.registry.clear_cache()  # _mapped_field_names_cached
-        if {"active", "model_id"} & set(vals):
+        changed = set(vals)
+        if changed & (CACHED_FIELDS | CONTEXT_ACTION_FIELDS):  # first: the rest reads new values
+            self._invalidate_caches(views=bool(changed & CONTEXT_ACTION_FIELDS))
+        if changed & RULE_FIELDS:
+            self._sync_rules(vals)
+        if changed & CONTEXT_ACTION_FIELDS:
             self._sync_record_log_actions()
-        if SCHEDULE_FIELDS & set(vals):
+        if changed & SCHEDULE_FIELDS:
             self._sync_cron()
+        if changed & ENDPOINT_FIELDS:
+            self._endpoint_reset()
         return result
 
     def unlink(self):
+        self._check_can_change()
         rules = (
             self.sudo()
             .with_context(active_test=False)
@@ -276,10 +301,30 @@ class ApiSyncConfig(models.Model):
         )
         crons = self.sudo().cron_id
         result = super().unlink()
+        self._invalidate_caches(views=True)
         rules.unlink()
         crons.unlink()
         self._sync_record_log_actions()
         return result
+
+    @api.model
+    def _invalidate_caches(self, views=False):
+        """Empty the caches that read configurations and their mappings (``_commit_values``,
+        ``_mapped_field_names_cached``, the listeners' tables, ``_synced_models``) and, with
+        ``views``, the forms' (their status button)."""
+        self.env.registry.clear_cache(*(("templates", "default") if views else ()))
+
+    def _sync_rules(self, vals):
+        """Rules follow their configuration: archiving it archives all its rules (restoring it
+        restores them), and its generated ones are active only in rules mode."""
+        configs = self.sudo().with_context(active_test=False)
+        if "active" in vals:
+            rules = configs.automation_ids
+            rules.filtered(lambda rule: rule.active != vals["active"]).active = vals["active"]
+        for config in configs:
+            wanted = config.active and config.trigger_mode == "rules"
+            rules = config._generated_rules()
+            rules.filtered(lambda rule, wanted=wanted: rule.active != wanted).active = wanted
 
     @api.model
     @tools.ormcache()
@@ -290,16 +335,21 @@ class ApiSyncConfig(models.Model):
 
     @api.model
     def _sync_record_log_actions(self):
-        """One "API Sync Logs" context action per model that has an active configuration.
-
-        Also refreshes the synced models' forms (their status button)."""
-        self.env.registry.clear_cache("templates")
-        self.env.registry.clear_cache()  # _synced_models
+        """The context actions of the synced models: "API Sync Logs" on each model that has
+        an active configuration, "API Sync External IDs" on those of resource configurations
+        (the caches, the forms' with them, are invalidated by the caller)."""
+        configs = self.sudo().search([("active", "=", True)])
         self._sync_context_actions(
             "api.sync.log",
             self.env._("API Sync Logs"),
             "('covers_res_id', 'in', active_ids)",
-            self.sudo().search([("active", "=", True)]).model_id,
+            configs.model_id,
+        )
+        self._sync_context_actions(
+            "api.sync.binding",
+            self.env._("API Sync External IDs"),
+            "('res_id', 'in', active_ids)",
+            configs.filtered(lambda config: config.payload_format == "resource").model_id,
         )
 
     @api.model

@@ -53,28 +53,18 @@ class ApiSyncConfig(models.Model):
 
     # -- who may change it --------------------------------------------------------------------
 
-    @api.model_create_multi
-    def create(self, vals_list):
-        configs = super().create(vals_list)
-        # checked on the result: defaults (also from the context) are applied by now
-        if not self._is_admin() and configs.sudo().integration_user_id != self.env.user:
+    # (create, write and unlink, in api_sync_config.py, call these checks)
+
+    def _check_created_integration_user(self):
+        """Refuse new configurations reading as another user, unless made by an
+        administrator."""
+        if not self._is_admin() and self.sudo().integration_user_id != self.env.user:
             raise AccessError(
                 self.env._(
                     "Only Settings administrators can choose another Integration User than "
                     "yourself."
                 )
             )
-        return configs
-
-    def write(self, vals):
-        self._check_can_change(vals)
-        if "signing_secret" in vals:
-            self._keep_previous_secret(vals["signing_secret"])
-        if vals.get("integration_user_id"):
-            self.filtered(
-                lambda config: config.sudo().integration_user_id.id != vals["integration_user_id"]
-            )._forget_captured_data()
-        return super().write(vals)
 
     def _forget_captured_data(self):
         """Another user reads from now on: pending events captured with the previous user's
@@ -103,10 +93,6 @@ class ApiSyncConfig(models.Model):
         )
         deletions._update_status()
         (pending - deletions).write({"request_body": False})
-
-    def unlink(self):
-        self._check_can_change()
-        return super().unlink()
 
     def _is_admin(self):
         return self.env.su or self.env.user.has_group(ADMIN_GROUP)

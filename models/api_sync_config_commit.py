@@ -3,9 +3,9 @@ existence of the records the transaction noted.
 
 Every transaction that changed a synced record queues its events just before it commits
 (``_queue_pending``). The few fields of the configuration it needs come from an ormcache,
-cleared whenever one of them changes. The records ``_sync_at_commit`` noted exist at commit
-unless unlinked since (``Base.unlink`` forgets them): a configuration without a domain sends
-them with no query. A record deleted in the same transaction by the database alone (a
+cleared whenever one of them changes (``CACHED_FIELDS``). The records ``_sync_at_commit`` noted
+exist at commit unless unlinked since (``Base.unlink`` forgets them): a configuration without a
+domain sends them with no query. A record deleted in the same transaction by the database alone (a
 cascade, no ``unlink``) gets an event that its delivery cancels (RecordDeleted).
 """
 
@@ -13,8 +13,6 @@ from odoo import api, models, tools
 
 from .api_sync_config import CONFIG_FIELDS
 
-# a change of these empties the cache (model_name follows model_id)
-COMMIT_CACHE_FIELDS = {*CONFIG_FIELDS, "model_id"}
 # (model name, record id) of the records noted for the commit and not unlinked since
 NOTED_KEY = "api_sync.noted"
 
@@ -66,20 +64,3 @@ class ApiSyncConfig(models.Model):
         ):
             return records
         return super()._filter_in_domain(records)
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        configs = super().create(vals_list)
-        self.env.registry.clear_cache()  # _commit_values
-        return configs
-
-    def write(self, vals):
-        result = super().write(vals)
-        if COMMIT_CACHE_FIELDS & set(vals):
-            self.env.registry.clear_cache()  # _commit_values
-        return result
-
-    def unlink(self):
-        result = super().unlink()
-        self.env.registry.clear_cache()  # _commit_values
-        return result

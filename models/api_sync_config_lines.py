@@ -2,7 +2,7 @@
 line lists, at any depth) sends an update of the document it belongs to, naming the document's
 field that leads to the lines (see the listener and the generated rules)."""
 
-from odoo import api, models, tools
+from odoo import models
 
 from ..engine import mapping
 
@@ -41,19 +41,6 @@ class ApiSyncConfig(models.Model):
             levels.append((path, field.comodel_name, frozenset(names - {None}), link))
             todo.extend((path, child) for child in line.child_line_ids)
         return tuple(levels)
-
-    @api.model
-    @tools.ormcache("model_name")
-    def _line_listeners(self, model_name):
-        """``((config id, path, watched field names, link field), ...)`` of the Lines of the
-        active listening configurations that list records of ``model_name``."""
-        configs = self.sudo().search([("trigger_mode", "=", "listener")])
-        return tuple(
-            (config.id, path, names, link)
-            for config in configs
-            for path, line_model, names, link in config._line_levels()
-            if line_model == model_name
-        )
 
     def _line_documents(self, path, records, depth=None):
         """The documents whose Lines at ``path`` list ``records`` (records of the model reached

@@ -76,12 +76,6 @@ class ApiSyncConfig(models.Model):
         for config in self:
             config.binding_count = counts.get(config, 0)
 
-    def write(self, vals):
-        result = super().write(vals)
-        if "payload_format" in vals:
-            self._sync_record_log_actions()
-        return result
-
     def _forget_captured_data(self):
         """The placeholder values read as the previous Integration User go too."""
         result = super()._forget_captured_data()
@@ -93,21 +87,6 @@ class ApiSyncConfig(models.Model):
                 ("resource_values", "!=", False),
             ]
         ).resource_values = False
-        return result
-
-    @api.model
-    def _sync_record_log_actions(self):
-        """Also an "API Sync External IDs" action on the models of resource configurations."""
-        result = super()._sync_record_log_actions()
-        resource_configs = self.sudo().search(
-            [("active", "=", True), ("payload_format", "=", "resource")]
-        )
-        self._sync_context_actions(
-            "api.sync.binding",
-            self.env._("API Sync External IDs"),
-            "('res_id', 'in', active_ids)",
-            resource_configs.model_id,
-        )
         return result
 
     def action_view_bindings(self):

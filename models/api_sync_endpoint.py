@@ -374,12 +374,6 @@ class ApiSyncConfig(models.Model):
     )
     endpoint_paused_until = fields.Datetime(string="Next Probe", compute="_compute_endpoint_state")
 
-    def write(self, vals):
-        result = super().write(vals)
-        if "endpoint_url" in vals:
-            self._endpoint_reset()
-        return result
-
     def _endpoint_reset(self):
         """A new URL is a new endpoint (see ``api.sync.endpoint.state._reset``)."""
         self.env["api.sync.endpoint.state"].sudo()._reset(self)

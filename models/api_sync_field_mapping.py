@@ -102,21 +102,21 @@ class ApiSyncFieldMapping(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        self.env.registry.clear_cache()  # _mapped_field_names_cached
+        self.env["api.sync.config"]._invalidate_caches()
         for vals in vals_list:  # the fields of a Lines line belong to its configuration
             if vals.get("parent_line_id"):
                 vals["config_id"] = self.browse(vals["parent_line_id"]).config_id.id
         return super().create(vals_list)
 
     def write(self, vals):
-        self.env.registry.clear_cache()
+        self.env["api.sync.config"]._invalidate_caches()
         configs = self.config_id
         result = super().write(vals)
         (configs | self.config_id)._check_resource_requests()  # request paths use target keys
         return result
 
     def unlink(self):
-        self.env.registry.clear_cache()
+        self.env["api.sync.config"]._invalidate_caches()
         parents = self.parent_line_id - self
         configs = self.config_id
         result = super().unlink()

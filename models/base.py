@@ -1,16 +1,102 @@
-"""A sync status button on the form of every model that an active configuration syncs; records
-noted for the commit forgotten when unlinked."""
+"""What api_sync adds to every model (``_inherit = "base"``): the built-in listener's
+create/write/unlink, the sync status button on the forms of synced models, and records noted
+for the commit forgotten when unlinked.
+
+A model without a listening configuration pays one lookup in a cached frozenset per call (see
+``api.sync.config._listened_models``); what a change sends is decided by ``engine.triggers``.
+"""
+
+from itertools import chain
 
 from lxml import etree
 
 from odoo import api, models
 
+from ..engine import triggers
 from .api_sync_config_commit import NOTED_KEY
 from .constants import USER_GROUP
 
 
 class Base(models.AbstractModel):
     _inherit = "base"
+
+    # -- the built-in listener -----------------------------------------------------------------
+
+    def _api_sync_listeners(self):
+        """The listeners of this model as a document and as a line (see
+        ``api.sync.config._listeners`` and ``_line_listeners``), or ``((), ())``: one lookup in a
+        cached frozenset for a model that nobody listens to."""
+        if not self.pool.ready:  # loading modules: automation rules do not run either
+            return (), ()
+        Config = self.env["api.sync.config"]
+        if self._name not in Config._listened_models():
+            return (), ()
+        return Config._listeners(self._name), Config._line_listeners(self._name)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        records = super().create(vals_list)
+        listeners, line_listeners = self._api_sync_listeners()
+        if not (listeners or line_listeners):
+            return records
+        configs = self.env["api.sync.config"].sudo()
+        for config_id, _names in listeners:
+            configs.browse(config_id)._sync_at_commit(records, "create")
+        for config_id, path, _names, _link in line_listeners:
+            configs.browse(config_id)._listener_lines_changed(path, records)
+        return records
+
+    def write(self, vals):
+        listeners, line_listeners = self._api_sync_listeners() if self else ((), ())
+        if not (listeners or line_listeners):
+            return super().write(vals)
+        # only the fields this write sets and a listener cares about are compared
+        watched = triggers.watched_in(
+            vals,
+            chain(
+                (names for _id, names in listeners),
+                (names for _id, _path, names, _link in line_listeners),
+            ),
+        )
+        if not watched:
+            return super().write(vals)
+        records = self.sudo()
+        old_values = {record.id: {name: record[name] for name in watched} for record in records}
+        result = super().write(vals)
+        changes = triggers.changed_fields(
+            old_values,
+            {record.id: {name: record[name] for name in watched} for record in records},
+        )
+        configs = self.env["api.sync.config"].sudo()
+        for config_id, names in listeners:
+            for changed, record_ids in triggers.updates(changes, names).items():
+                configs.browse(config_id)._sync_at_commit(
+                    self.browse(record_ids), "update", changed
+                )
+        for config_id, path, names, link in line_listeners:
+            configs.browse(config_id)._listener_lines_changed(
+                path,
+                records.browse(triggers.lines_changed(changes, names)),
+                triggers.old_holders(changes, old_values, link),
+            )
+        return result
+
+    def unlink(self):
+        listeners, line_listeners = self._api_sync_listeners() if self else ((), ())
+        if listeners or line_listeners:
+            configs = self.env["api.sync.config"].sudo()
+            for config_id, path, _names, _link in line_listeners:  # their documents, before they go
+                configs.browse(config_id)._listener_lines_changed(path, self)
+            if listeners:  # the payload is captured now, before the records go
+                configs.browse([config_id for config_id, _names in listeners]).sync_record(
+                    self, "delete"
+                )
+        noted = self.env.cr.precommit.data.get(NOTED_KEY)
+        if noted and self:  # they no longer exist at commit
+            noted.difference_update((self._name, record_id) for record_id in self.ids)
+        return super().unlink()
+
+    # -- the status button -----------------------------------------------------------------------
 
     @api.model
     def _get_view(self, view_id=None, view_type="form", **options):
@@ -30,9 +116,3 @@ class Base(models.AbstractModel):
                     ),
                 )
         return arch, view
-
-    def unlink(self):
-        noted = self.env.cr.precommit.data.get(NOTED_KEY)
-        if noted and self:  # they no longer exist at commit
-            noted.difference_update((self._name, record_id) for record_id in self.ids)
-        return super().unlink()

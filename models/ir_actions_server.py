@@ -5,8 +5,21 @@ from odoo.exceptions import ValidationError
 
 from odoo.addons.base_automation.models.base_automation import CREATE_TRIGGERS
 
-# Triggers that fire on any save: an update is sent only when a mapped or watched field changed.
-SAVE_TRIGGERS = ("on_write", "on_create_or_write")
+from ..engine import triggers
+
+
+def _changes(records, old_values, names=None):
+    """``{record id: names whose value changed}`` of ``records`` from base_automation's
+    ``old_values`` (only ``names`` when given)."""
+    new_values = {
+        record.id: {
+            name: record[name]
+            for name in old_values.get(record.id, {})
+            if names is None or name in names
+        }
+        for record in records
+    }
+    return triggers.changed_fields(old_values, new_values)
 
 
 class IrActionsServer(models.Model):
@@ -71,43 +84,39 @@ class IrActionsServer(models.Model):
             )
 
     def _run_action_api_sync_multi(self, eval_context=None):
-        """Queue the sync of the records the action runs on, with the operation of the trigger."""
+        """Queue the sync of the records the action runs on, with the operation of the trigger
+        (``engine.triggers.rule_operation``)."""
         records = (eval_context or {}).get("records")
         config = self.api_sync_config_id
         if not records or not config.sudo()._browse_for_commit([config.id]):  # active? (cached)
             return False
-        automation = self.base_automation_id
-        context = self.env.context
-        if self.api_sync_lines_path:
-            self._sync_line_documents(records, context.get("old_values") or {})
-        elif automation.trigger == "on_unlink":
+        old_values = self.env.context.get("old_values", triggers.NO_OLD_VALUES)
+        operation = triggers.rule_operation(
+            self.base_automation_id.trigger,
+            old_values,
+            CREATE_TRIGGERS,
+            lines=bool(self.api_sync_lines_path),
+        )
+        if operation == triggers.LINES:
+            self._sync_line_documents(records, self.env.context.get("old_values") or {})
+        elif operation == triggers.CHANGES:
+            self._sync_changes(records, old_values)
+        elif operation == "delete":
             config.sync_record(records, "delete")
-        elif (
-            "old_values" in context
-            and context["old_values"] is None
-            and automation.trigger in CREATE_TRIGGERS
-        ):
-            config._sync_at_commit(records, "create")
-        elif context.get("old_values"):
-            self._sync_changes(records, context["old_values"])
         else:
-            config._sync_at_commit(records, "update")
+            config._sync_at_commit(records, operation)
         return False
 
     def _sync_changes(self, records, old_values):
         """Send updates carrying the fields that changed and matter to the configuration."""
         config = self.api_sync_config_id
         automation = self.base_automation_id
-        watched = set(automation.trigger_field_ids.mapped("name"))
-        relevant = config._mapped_field_names() | watched
-        for record in records:
-            old = old_values.get(record.id, {})
-            changed = {name for name in old if record[name] != old[name]}
-            if automation.trigger in SAVE_TRIGGERS:
-                changed &= relevant
-                if not changed:
-                    continue
-            config._sync_at_commit(record, "update", changed or None)
+        relevant = config._mapped_field_names() | set(automation.trigger_field_ids.mapped("name"))
+        changes = _changes(records, old_values)
+        for changed, record_ids in triggers.rule_updates(
+            automation.trigger, changes, relevant
+        ).items():
+            config._sync_at_commit(records.browse(record_ids), "update", changed)
 
     def _sync_line_documents(self, lines, old_values):
         """Send an update of the documents of ``lines`` (created, saved or about to be deleted),
@@ -118,13 +127,9 @@ class IrActionsServer(models.Model):
         if path not in links:  # its Lines line was removed: generating the rules again drops it
             return
         link = links[path]
-        holders = [
-            old_values[line.id][link]
-            for line in lines
-            if link in old_values.get(line.id, {}) and old_values[line.id][link] != line[link]
-        ]
+        changes = _changes(lines, old_values, {link})
         documents = config._documents_of_lines(
-            path, lines, holders[0].union(*holders[1:]) if holders else None
+            path, lines, triggers.old_holders(changes, old_values, link)
         )
         if documents:
             config._sync_at_commit(documents, "update", [path[0]])
