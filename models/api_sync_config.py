@@ -55,7 +55,7 @@ SCHEDULE_FIELDS = {
     "schedule_interval_number",
     "schedule_interval_type",
 }
-# its endpoint: a new one starts healthy (``_endpoint_reset``)
+# its endpoint: a new one starts healthy (``api.sync.endpoint.state._reset``)
 ENDPOINT_FIELDS = {"endpoint_url"}
 INTERVAL_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 
@@ -285,7 +285,7 @@ class ApiSyncConfig(models.Model):
         if changed & SCHEDULE_FIELDS:
             self._sync_cron()
         if changed & ENDPOINT_FIELDS:
-            self._endpoint_reset()
+            self.env["api.sync.endpoint.state"].sudo()._reset(self)
         return result
 
     def unlink(self):

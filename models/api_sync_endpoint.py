@@ -374,10 +374,6 @@ class ApiSyncConfig(models.Model):
     )
     endpoint_paused_until = fields.Datetime(string="Next Probe", compute="_compute_endpoint_state")
 
-    def _endpoint_reset(self):
-        """A new URL is a new endpoint (see ``api.sync.endpoint.state._reset``)."""
-        self.env["api.sync.endpoint.state"].sudo()._reset(self)
-
     def _compute_endpoint_state(self):
         states = {
             state.config_id.id: state
