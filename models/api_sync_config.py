@@ -2,11 +2,9 @@
 
 import json
 import uuid
-from collections import defaultdict
 from functools import cache, partial
 from urllib.parse import urlparse
 
-import psycopg2
 from markupsafe import Markup
 
 from odoo import SUPERUSER_ID, Command, api, fields, models, tools
@@ -19,9 +17,9 @@ from ..engine import mapping, wire
 from .adapters import adapter_for
 from .api_sync_run import checkpoint_label
 from .constants import ADMIN_GROUP, MANAGER_GROUP, USER_GROUP
+from .outbox import Outbox
 
-PENDING_KEY = "api_sync.pending"
-RECORDS_PER_JOB = 50  # a job's attempts are bounded in time by api.sync.log._deliver
+RECORDS_PER_JOB = 50  # a job's attempts are bounded in time (delivery.GROUP_SECONDS)
 # batches of a send_batch or a run share jobs up to about this many records (a job's own cost,
 # about 20 ms and a dozen statements, is then a tenth of its work: BENCHMARKS.md)
 BATCH_RECORDS_PER_JOB = 2500
@@ -554,10 +552,11 @@ class ApiSyncConfig(models.Model):
         return list(domain)
 
     def _filter_in_domain(self, records):
-        """The part of ``records`` that this configuration may send."""
+        """The part of ``records`` that this configuration may send (records noted by the
+        transaction exist: without a domain, nothing to query)."""
         self.ensure_one()
         domain = self._get_domain()
-        if not records:
+        if not records or (not domain and Outbox(self.env).all_noted(records)):
             return records
         matching = set(
             records.sudo()
@@ -566,6 +565,37 @@ class ApiSyncConfig(models.Model):
             .ids
         )
         return records.filtered(lambda record: record.id in matching)
+
+    # -- what the writer's commit reads, from a cache -------------------------------------------
+
+    @api.model
+    @tools.ormcache("config_id")
+    def _commit_values(self, config_id):
+        """``((field name, cache value), ...)`` of ``CONFIG_FIELDS`` of an active
+        configuration, or ``None`` when it is archived or deleted."""
+        config = self.sudo().with_context(active_test=False).browse(config_id).exists()
+        if not config.active:
+            return None
+        return tuple(
+            (name, config._fields[name].convert_to_cache(config[name], config))
+            for name in CONFIG_FIELDS
+        )
+
+    @api.model
+    def _browse_for_commit(self, config_ids):
+        """The active configurations among ``config_ids``, their ``CONFIG_FIELDS`` in the
+        environment's cache from ``_commit_values`` (values changed in this transaction and not
+        saved yet stay): the writer's commit reads them without a query."""
+        active = []
+        for config_id in config_ids:
+            values = self._commit_values(config_id)
+            if values is None:
+                continue
+            active.append(config_id)
+            config = self.browse(config_id)
+            for name, value in values:
+                self.env.cache.insert_missing(config, self._fields[name], [value])
+        return self.browse(active)
 
     # -- mapping --------------------------------------------------------------------------------
 
@@ -741,51 +771,8 @@ class ApiSyncConfig(models.Model):
         configs = (self.sudo() if self else self._configs_for(records._name)).filtered("active")
         for config in configs:
             config._check_records_model(records)
-            logs |= config._queue(records, operation, changed_fields)
+            logs |= Outbox(self.env).queue(config, records, operation, changed_fields)
         return logs
-
-    def _sync_at_commit(self, records, operation, changed_fields=None):
-        """Like ``sync_record`` for creations and updates, but in bulk just before the commit.
-
-        The writer only notes what changed; the logs and jobs of the whole transaction are then
-        created together (a transaction that rolls back never creates them). Updates of one
-        record in one transaction become one event carrying all the fields that changed.
-        """
-        self.ensure_one()
-        pending = self.env.cr.precommit.data.get(PENDING_KEY)
-        if pending is None:
-            pending = self.env.cr.precommit.data[PENDING_KEY] = {}
-            self.env.cr.precommit.add(partial(self._queue_pending, self.env))
-        for record_id in records.ids:
-            key = (self.id, record_id)
-            earlier = pending.get(key)
-            if earlier is None:
-                pending[key] = [operation, set(changed_fields) if changed_fields else None]
-                continue
-            if earlier[0] != "create":
-                earlier[0] = operation
-            if earlier[1] is not None and changed_fields:
-                earlier[1] |= set(changed_fields)
-            else:
-                earlier[1] = None
-
-    @staticmethod
-    def _queue_pending(env):
-        """Precommit: create the logs and jobs noted by ``_sync_at_commit``, grouped."""
-        pending = env.cr.precommit.data.pop(PENDING_KEY, {})
-        groups = defaultdict(list)
-        for (config_id, record_id), (operation, changed) in pending.items():
-            frozen = frozenset(changed) if changed else None
-            groups[config_id, operation, frozen].append(record_id)
-        # read from a cache (api_sync_config_commit.py): no query
-        configs = env["api.sync.config"].sudo()._browse_for_commit({key[0] for key in groups})
-        for (config_id, operation, changed), record_ids in groups.items():
-            config = configs.browse(config_id) & configs
-            if not config:  # archived or deleted meanwhile
-                continue
-            records = env[config.model_name].browse(record_ids)
-            config._queue(records, operation, sorted(changed) if changed else None, merge=False)
-        env.flush_all()  # this runs after the transaction's last flush
 
     @api.model
     def _configs_for(self, model_name):
@@ -801,104 +788,6 @@ class ApiSyncConfig(models.Model):
             )
         return records
 
-    def _queue(self, records, operation, changed_fields, merge=True):
-        """Create the pending logs of ``records`` and store their jobs (a few statements)."""
-        self.ensure_one()
-        Log = self.env["api.sync.log"].sudo()
-        records, unreadable = self._split_readable(self._records_to_send(records))
-        skipped = self._log_not_readable(unreadable, operation)
-        if not records:
-            return skipped
-        fields_text = ",".join(sorted(set(changed_fields))) if changed_fields else False
-        merged = Log
-        if merge and operation == "update":  # a new record has no earlier event to fold into
-            merged = self._merge_into_pending(records, changed_fields)
-        merged_ids = set(merged.mapped("res_id"))
-        todo = records.filtered(lambda record: record.id not in merged_ids)
-        values = [
-            Log._event_values(
-                self,
-                operation,
-                res_id=record.id,
-                # creations and updates are named when sent (the writer skips that read)
-                record_name=record.display_name if operation == "delete" else False,
-                changed_fields=fields_text,
-            )
-            for record in todo
-        ]
-        if operation == "delete":
-            self._name_earlier_events(todo)
-            event_ids = [vals["idempotency_key"] for vals in values]
-            for vals, captured in zip(
-                values, self._capture_deletions(todo, event_ids), strict=True
-            ):
-                vals.update(captured)
-        # link each event to its job in the same insert
-        size = self._records_per_job()
-        job_uuids = [str(uuid.uuid4()) for _chunk in range(0, len(values), size)]
-        for index, vals in enumerate(values):
-            if vals.get("state") != "failed":
-                vals["job_uuid"] = job_uuids[index // size]
-        logs = Log._insert_events(self, values)  # with their jobs, in one statement
-        for log in logs.filtered(lambda log: log.state == "failed"):
-            log._surface_failure()
-        return merged | logs | skipped
-
-    def _log_not_readable(self, records, operation):
-        """Cancelled logs saying why ``records`` (unreadable for the Integration User) were
-        not sent."""
-        Log = self.env["api.sync.log"].sudo()
-        if not records:
-            return Log
-        return Log.create(
-            [
-                Log._event_values(
-                    self,
-                    operation,
-                    res_id=record.id,
-                    record_name=record.sudo().display_name,
-                    state="cancelled",
-                    error_class="NotReadable",
-                    error_message=self._not_readable_message(),
-                )
-                for record in records
-            ]
-        )
-
-    def _name_earlier_events(self, records):
-        """Events of ``records`` not sent yet are named when sent: name them now, before the
-        records are deleted (their logs stay readable afterwards)."""
-        self.env["api.sync.log"].flush_model(["record_name"])
-        self.env.cr.execute(
-            """UPDATE api_sync_log AS l SET record_name = v.name
-                 FROM unnest(%s::int[], %s::varchar[]) AS v(res_id, name)
-                WHERE l.config_id = %s AND l.res_id = v.res_id AND l.record_name IS NULL""",
-            (records.ids, [record.sudo().display_name for record in records], self.id),
-        )
-        self.env["api.sync.log"].invalidate_model(["record_name"])
-
-    def _capture_deletions(self, records, event_ids):
-        """Per record, the log values that freeze its deletion event before it is removed.
-
-        A record that cannot be mapped gets a failed log (the deletion itself goes on).
-        """
-        now = wire.utc_now()
-        payloads = self._payloads_or_errors(records)
-        captured = []
-        for record, event_id, data in zip(records, event_ids, payloads, strict=True):
-            if isinstance(data, mapping.MappingError):
-                captured.append(
-                    {"state": "failed", "error_class": "MappingError", "error_message": str(data)}
-                )
-                continue
-            body = wire.record_event(
-                event_id, record._name, record.id, "delete", None, record.write_date, data, now
-            )
-            captured.append(
-                {"request_body": wire.encode(body).decode(), "record_version": record.write_date}
-            )
-        return adapter_for(self).deletion_values(records, captured)
-
     def _records_per_job(self):
         """Record events share jobs in groups: their bookkeeping is done in bulk, and a group
         queues what it did not reach within ``GROUP_SECONDS`` as another job."""
@@ -908,51 +797,6 @@ class ApiSyncConfig(models.Model):
         """Batch events of one call or run share jobs too, up to ``BATCH_RECORDS_PER_JOB``
         records."""
         return max(1, BATCH_RECORDS_PER_JOB // max(self.batch_size, 1))
-
-    def _merge_into_pending(self, records, changed_fields):
-        """Fold an update into the record's event that is queued and not yet attempted.
-
-        The event reads the record when it is sent, so it will carry this change too. Logs that
-        a running delivery holds are skipped (SKIP LOCKED): the change then gets its own event.
-        """
-        candidates = (
-            self.env["api.sync.log"]
-            .sudo()
-            .search(
-                [
-                    ("config_id", "=", self.id),
-                    ("res_id", "in", records.ids),
-                    ("state", "=", "pending"),
-                    ("attempt_count", "=", 0),
-                    ("request_body", "=", False),
-                    ("operation", "in", ("create", "update")),
-                ]
-            )
-        )
-        if not candidates:
-            return candidates
-        try:
-            with self.env.cr.savepoint(flush=False):
-                self.env.cr.execute(
-                    "SELECT id FROM api_sync_log WHERE id IN %s FOR UPDATE SKIP LOCKED",
-                    (tuple(candidates.ids),),
-                    log_exceptions=False,  # the conflict below is expected
-                )
-                locked = candidates.browse([row[0] for row in self.env.cr.fetchall()])
-        except psycopg2.errors.SerializationFailure:
-            # a delivery changed one of them since this transaction began: no merge
-            return candidates.browse()
-        merged = locked.browse()
-        for log in locked:
-            if log.res_id in merged.mapped("res_id"):
-                continue
-            if changed_fields is None or not log.changed_fields:
-                union = False
-            else:
-                union = ",".join(sorted(set(log.changed_fields.split(",")) | set(changed_fields)))
-            log.changed_fields = union
-            merged |= log
-        return merged
 
     def send_batch(self, records):
         """Send ``records`` to this configuration in chunks of Batch Size, one request per chunk.

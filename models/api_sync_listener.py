@@ -9,6 +9,8 @@ reads them is ``Base`` (base.py).
 from odoo import api, fields, models, tools
 from odoo.exceptions import UserError
 
+from .outbox import Outbox
+
 
 class ApiSyncConfig(models.Model):
     _inherit = "api.sync.config"
@@ -89,7 +91,7 @@ class ApiSyncConfig(models.Model):
         document's field that leads to them."""
         documents = self._documents_of_lines(path, lines, old_holders)
         if documents:
-            self._sync_at_commit(documents, "update", {path[0]})
+            Outbox(self.env).note(self, documents, "update", {path[0]})
 
     def _generate_automation_rules(self, on_create, on_update, on_delete):
         if self.trigger_mode == "listener":

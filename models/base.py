@@ -13,8 +13,8 @@ from lxml import etree
 from odoo import api, models
 
 from ..engine import triggers
-from .api_sync_config_commit import NOTED_KEY
 from .constants import USER_GROUP
+from .outbox import Outbox
 
 
 class Base(models.AbstractModel):
@@ -39,9 +39,9 @@ class Base(models.AbstractModel):
         listeners, line_listeners = self._api_sync_listeners()
         if not (listeners or line_listeners):
             return records
-        configs = self.env["api.sync.config"].sudo()
+        configs, outbox = self.env["api.sync.config"].sudo(), Outbox(self.env)
         for config_id, _names in listeners:
-            configs.browse(config_id)._sync_at_commit(records, "create")
+            outbox.note(configs.browse(config_id), records, "create")
         for config_id, path, _names, _link in line_listeners:
             configs.browse(config_id)._listener_lines_changed(path, records)
         return records
@@ -67,12 +67,10 @@ class Base(models.AbstractModel):
             old_values,
             {record.id: {name: record[name] for name in watched} for record in records},
         )
-        configs = self.env["api.sync.config"].sudo()
+        configs, outbox = self.env["api.sync.config"].sudo(), Outbox(self.env)
         for config_id, names in listeners:
             for changed, record_ids in triggers.updates(changes, names).items():
-                configs.browse(config_id)._sync_at_commit(
-                    self.browse(record_ids), "update", changed
-                )
+                outbox.note(configs.browse(config_id), self.browse(record_ids), "update", changed)
         for config_id, path, names, link in line_listeners:
             configs.browse(config_id)._listener_lines_changed(
                 path,
@@ -91,9 +89,7 @@ class Base(models.AbstractModel):
                 configs.browse([config_id for config_id, _names in listeners]).sync_record(
                     self, "delete"
                 )
-        noted = self.env.cr.precommit.data.get(NOTED_KEY)
-        if noted and self:  # they no longer exist at commit
-            noted.difference_update((self._name, record_id) for record_id in self.ids)
+        Outbox(self.env).forget(self)  # noted records: they no longer exist at commit
         return super().unlink()
 
     # -- the status button -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from odoo.exceptions import ValidationError
 from odoo.addons.base_automation.models.base_automation import CREATE_TRIGGERS
 
 from ..engine import triggers
+from .outbox import Outbox
 
 
 def _changes(records, old_values, names=None):
@@ -104,7 +105,7 @@ class IrActionsServer(models.Model):
         elif operation == "delete":
             config.sync_record(records, "delete")
         else:
-            config._sync_at_commit(records, operation)
+            Outbox(self.env).note(config, records, operation)
         return False
 
     def _sync_changes(self, records, old_values):
@@ -116,7 +117,7 @@ class IrActionsServer(models.Model):
         for changed, record_ids in triggers.rule_updates(
             automation.trigger, changes, relevant
         ).items():
-            config._sync_at_commit(records.browse(record_ids), "update", changed)
+            Outbox(self.env).note(config, records.browse(record_ids), "update", changed)
 
     def _sync_line_documents(self, lines, old_values):
         """Send an update of the documents of ``lines`` (created, saved or about to be deleted),
@@ -132,4 +133,4 @@ class IrActionsServer(models.Model):
             path, lines, triggers.old_holders(changes, old_values, link)
         )
         if documents:
-            config._sync_at_commit(documents, "update", [path[0]])
+            Outbox(self.env).note(config, documents, "update", [path[0]])

@@ -76,7 +76,7 @@ def store(logs, job_uuid, description, eta=None):
 def insert_sql(Log, job_uuid, description, name):
     """``, <name> AS (INSERT INTO queue_job ...)``: the job ``job_uuid`` stored as
     ``Job.store()`` would, delivering the rows of the CTE ``logs`` (with ``id`` and
-    ``job_uuid``) that carry that uuid. For ``api.sync.log._insert_events``."""
+    ``job_uuid``) that carry that uuid. For ``Outbox._insert``."""
     job = delivery_job(Log.browse(), job_uuid, description)  # its logs: set in SQL
     Jobs = Log.env["queue.job"]
     values = job._store_values(create=True)

@@ -9,6 +9,7 @@ from odoo.tests import tagged
 
 from ..engine.receiver import Receiver, Reply
 from ..models import delivery
+from ..models.outbox import Outbox
 from .common import CommittedEventsCase
 from .delivery_common import DeliveryCase, LoopbackRequests
 
@@ -80,10 +81,10 @@ class TestDeliveryGroups(DeliveryCase):
 
     def test_events_of_one_record_keep_their_order_in_a_group(self):
         partner, other = self.partners(2)
-        first = self.config._queue(partner, "update", ["name"], merge=False)
+        first = Outbox(self.env).queue(self.config, partner, "update", ["name"], merge=False)
         partner.name = "Grouped Later"
-        second = self.config._queue(partner, "update", ["name"], merge=False)
-        third = self.config._queue(other, "update", ["name"], merge=False)
+        second = Outbox(self.env).queue(self.config, partner, "update", ["name"], merge=False)
+        third = Outbox(self.env).queue(self.config, other, "update", ["name"], merge=False)
         self.receiver.script(Reply(500))
         self.deliver(first | second | third)
         self.assertEqual((first.state, first.attempt_count), ("pending", 1))

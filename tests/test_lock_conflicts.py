@@ -2,6 +2,7 @@ from odoo.tests import tagged
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
+from ..models.outbox import Outbox
 from .common import CommittedEventsCase
 
 
@@ -45,4 +46,4 @@ class TestLockConflicts(CommittedEventsCase):
         config = writer["api.sync.config"].browse(self.config_id)
         tag = writer["res.partner.category"].browse(self.tag.id)
         with self.assertNoLogs("odoo.sql_db", "ERROR"):
-            self.assertFalse(config._merge_into_pending(tag, ["name"]))
+            self.assertFalse(Outbox(writer)._merge_into_pending(config, tag, ["name"]))

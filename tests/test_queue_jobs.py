@@ -10,6 +10,7 @@ from odoo.tests import tagged
 from odoo.addons.queue_job.job import Job
 
 from ..models import queue_jobs
+from ..models.outbox import Outbox
 from .common import ApiSyncCase
 
 AN_HOUR = datetime.timedelta(hours=1)
@@ -19,7 +20,7 @@ AN_HOUR = datetime.timedelta(hours=1)
 class TestQueueJobs(ApiSyncCase):
     def event(self, name="Queued"):
         partner = self.env["res.partner"].create({"name": name})
-        log = self.config._queue(partner, "update", ["name"], merge=False)
+        log = Outbox(self.env).queue(self.config, partner, "update", ["name"], merge=False)
         self.env.flush_all()
         return log
 
@@ -65,8 +66,8 @@ class TestQueueJobs(ApiSyncCase):
 
     def test_an_event_over_wakes_the_next_of_its_record_unless_it_backs_off(self):
         partner = self.env["res.partner"].create({"name": "Ordered"})
-        first = self.config._queue(partner, "update", ["name"], merge=False)
-        second = self.config._queue(partner, "update", ["email"], merge=False)
+        first = Outbox(self.env).queue(self.config, partner, "update", ["name"], merge=False)
+        second = Outbox(self.env).queue(self.config, partner, "update", ["email"], merge=False)
         self.env.flush_all()
         later = fields.Datetime.now() + AN_HOUR
         self.set_job(second, eta=later)

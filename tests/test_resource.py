@@ -7,6 +7,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
 from ..engine.receiver import Reply
+from ..models.outbox import Outbox
 from .delivery_common import DeliveryCase
 from .rest_api import RestApi
 from .test_mapping_lines import line
@@ -124,7 +125,7 @@ class TestResourceRequests(ResourceCase):
     def test_events_of_one_job_see_the_binding_an_earlier_one_made(self):
         partner = self.create_partner()
         logs = self.config.sync_record(partner, "create")
-        logs |= self.config._queue(partner, "update", ["email"], merge=False)
+        logs |= Outbox(self.env).queue(self.config, partner, "update", ["email"], merge=False)
         logs |= self.config.sync_record(partner, "delete")
         logs._enqueue()
         self.assertEqual(len(set(logs.mapped("job_uuid"))), 1)
