@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from functools import cache, partial
+from functools import cache
 from urllib.parse import urlparse
 
 from markupsafe import Markup
@@ -17,6 +17,7 @@ from ..engine import mapping, wire
 from .adapters import adapter_for
 from .api_sync_run import checkpoint_label
 from .constants import ADMIN_GROUP, MANAGER_GROUP, USER_GROUP
+from .mapper import Mapper
 from .outbox import Outbox
 
 RECORDS_PER_JOB = 50  # a job's attempts are bounded in time (delivery.GROUP_SECONDS)
@@ -621,52 +622,6 @@ class ApiSyncConfig(models.Model):
         self.ensure_one()
         return [line._to_engine_line() for line in self.mapping_ids.sorted()]
 
-    def _outbound_payloads(self, records):
-        """Map ``records`` (in bulk) as the Integration User; returns one payload dict per
-        record, in order. Raises MappingError for what cannot be mapped or read."""
-        self.ensure_one()
-        # only these records: another one of the prefetch set may be unreadable
-        records = records.with_env(self._reader_env()).browse(records.ids)
-        try:
-            if not self.mapping_ids:
-                records.fetch(["display_name"])
-                return [
-                    {"id": record.id, "display_name": record.display_name} for record in records
-                ]
-            lines = self._mapping_lines()
-            values = self.env["api.sync.field.mapping"]._read_source_values(records, lines)
-        except AccessError:
-            raise mapping.MappingError(
-                self.env._(
-                    "The Integration User %(user)s cannot read what the mapping needs from "
-                    "%(records)s.",
-                    user=self.sudo().integration_user_id.name,
-                    records=", ".join(self._record_label(record) for record in records[:5]),
-                )
-            ) from None
-        return [
-            mapping.build_payload(lines, record_values, partial(self._record_label, record))
-            for record, record_values in zip(records, values, strict=True)
-        ]
-
-    def _payloads_or_errors(self, records):
-        """Like ``_outbound_payloads``, but a record that cannot be mapped gets its MappingError
-        in place of a payload instead of failing the others."""
-        try:
-            return self._outbound_payloads(records)
-        except mapping.MappingError:
-            results = []
-            for record in records:
-                try:
-                    results.extend(self._outbound_payloads(record))
-                except mapping.MappingError as exc:
-                    results.append(exc)
-            return results
-
-    @api.model
-    def _record_label(self, record):
-        return f"{record.sudo().display_name} ({record._name},{record.id})"
-
     def _check_records_model(self, records):
         if records._name != self.model_name:
             raise ValidationError(
@@ -687,7 +642,7 @@ class ApiSyncConfig(models.Model):
         self.ensure_one()
         self._check_records_model(records)
         try:
-            payloads = self._outbound_payloads(records)
+            payloads = Mapper(self).payloads(records)
         except mapping.MappingError as exc:
             raise ValidationError(str(exc)) from None
         return payloads[0] if len(records) == 1 else payloads
@@ -716,34 +671,6 @@ class ApiSyncConfig(models.Model):
             key_header=config.api_key_header,
             key=config.api_key,
         )
-
-    def _record_body(self, event_id, record, operation, changed_fields, timestamp, data=None):
-        """The event body of one record, mapped from its current values (``data``: already)."""
-        if data is None:
-            (data,) = self._outbound_payloads(record)
-        return wire.record_event(
-            event_id,
-            record._name,
-            record.id,
-            operation,
-            changed_fields,
-            record.write_date,
-            data,
-            timestamp,
-        )
-
-    def _batch_body(self, event_id, records, timestamp, payloads=None):
-        """The body of a batch, and ``{record: MappingError}`` for the records left out
-        (``payloads``: the records' payloads or MappingErrors, already mapped)."""
-        items, failures = [], {}
-        if payloads is None:
-            payloads = self._payloads_or_errors(records)
-        for record, data in zip(records, payloads, strict=True):
-            if isinstance(data, mapping.MappingError):
-                failures[record] = data
-            else:
-                items.append((record.id, "update", record.write_date, data))
-        return wire.batch_event(event_id, self.model_name, items, timestamp), failures
 
     # -- service API ----------------------------------------------------------------------------
 
@@ -807,7 +734,7 @@ class ApiSyncConfig(models.Model):
         Log = self.env["api.sync.log"].sudo()
         if not self.active:
             return Log
-        records, _unreadable = self._split_readable(self._records_to_send(records))
+        records, _unreadable = Mapper(self).split_readable(self._records_to_send(records))
         values = [
             Log._event_values(
                 self,

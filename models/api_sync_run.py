@@ -13,6 +13,7 @@ from odoo.addons.queue_job.exception import RetryableJobError
 
 from . import queue_jobs
 from .api_sync_log import notify_viewers
+from .mapper import Mapper
 
 RUN_STATES = [
     ("running", "Running"),
@@ -170,9 +171,11 @@ class ApiSyncRun(models.Model):
                 selected += len(page)
                 last_id, last_date = page[-1]
                 readable = set(
-                    config._split_readable(
+                    Mapper(config)
+                    .split_readable(
                         self.env[config.model_name].browse([res_id for res_id, _date in page])
-                    )[0].ids
+                    )[0]
+                    .ids
                 )
                 not_readable += len(page) - len(readable)
                 delivered = (

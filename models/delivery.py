@@ -26,6 +26,7 @@ from ..engine import delivery, wire
 from ..engine.mapping import MappingError
 from . import queue_jobs
 from .adapters import adapter_for
+from .mapper import Mapper
 
 _logger = logging.getLogger(__name__)
 
@@ -213,8 +214,9 @@ class Delivery:
         ``config`` sends them."""
         existing = records.exists()
         existing.fetch(["write_date"])  # the version alone: not every column of the model
-        readable = config._split_readable(existing)[0]
-        payloads = dict(zip(readable.ids, config._payloads_or_errors(readable), strict=True))
+        mapper = Mapper(config)
+        readable = mapper.split_readable(existing)[0]
+        payloads = dict(zip(readable.ids, mapper.payloads_or_errors(readable), strict=True))
         captures = {(config.id, res_id): Capture(None) for res_id in records.ids}
         for record in existing:
             mapped = record.id in payloads
@@ -232,7 +234,7 @@ class Delivery:
         ids = [res_id for log in logs for res_id in log._res_ids()]
         records = Model.browse(ids).exists()
         records.fetch(["write_date"])  # the version alone: not every column of the model
-        payloads = dict(zip(records.ids, config._payloads_or_errors(records), strict=True))
+        payloads = dict(zip(records.ids, Mapper(config).payloads_or_errors(records), strict=True))
         batches = {}
         for log in logs:
             mine = records.browse([i for i in log._res_ids() if i in payloads])
@@ -324,7 +326,7 @@ class Delivery:
                 self.env[log.res_model].browse(log._res_ids()).exists(),
                 None,
             )
-            body, failures = config._batch_body(
+            body, failures = Mapper(config).batch_body(
                 log.idempotency_key, records, log.create_date, payloads
             )
             self._split_failures(log, failures)
@@ -351,7 +353,7 @@ class Delivery:
                 return
             if isinstance(capture.data, MappingError):
                 raise capture.data
-            body = config._record_body(
+            body = Mapper(config).record_body(
                 log.idempotency_key,
                 capture.record,
                 log.operation,
@@ -368,7 +370,7 @@ class Delivery:
         if capture:
             return capture
         record = self.env[log.res_model].browse(log.res_id).exists()
-        if not record or not log.config_id._split_readable(record)[0]:
+        if not record or not Mapper(log.config_id).split_readable(record)[0]:
             return Capture(record)
         return Capture(record, True, None, record.display_name, record.write_date)
 

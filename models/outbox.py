@@ -27,6 +27,7 @@ from odoo.tools import SQL
 from ..engine import mapping, wire
 from . import queue_jobs
 from .adapters import adapter_for
+from .mapper import Mapper
 
 PENDING_KEY = "api_sync.pending"  # {(config id, record id): [operation, changed fields]}
 NOTED_KEY = "api_sync.noted"  # {(model name, record id)} noted and not unlinked since
@@ -82,7 +83,7 @@ class Outbox:
         because the Integration User cannot read their record, included)."""
         config.ensure_one()
         Log = self.env["api.sync.log"].sudo()
-        records, unreadable = config._split_readable(config._records_to_send(records))
+        records, unreadable = Mapper(config).split_readable(config._records_to_send(records))
         skipped = self._not_readable(config, unreadable, operation)
         if not records:
             return skipped
@@ -204,7 +205,7 @@ class Outbox:
         A record that cannot be mapped gets a failed log (the deletion itself goes on).
         """
         now = wire.utc_now()
-        payloads = config._payloads_or_errors(records)
+        payloads = Mapper(config).payloads_or_errors(records)
         captured = []
         for record, event_id, data in zip(records, event_ids, payloads, strict=True):
             if isinstance(data, mapping.MappingError):
