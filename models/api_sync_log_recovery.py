@@ -49,16 +49,16 @@ class ApiSyncLog(models.Model):
     # -- liveness -----------------------------------------------------------------------------
 
     @api.model
-    def _grace_limit(self):
-        """Jobs enqueued or started before this, and not alive, are lost."""
-        return self.env.context.get("api_sync_lost_before") or fields.Datetime.subtract(
-            fields.Datetime.now(), seconds=GRACE_SECONDS
-        )
+    def _grace_limit(self, lost_before=None):
+        """Jobs enqueued or started before this, and not alive, are lost: ``lost_before``
+        (at a server's start, the start), else ``GRACE_SECONDS`` ago."""
+        return lost_before or fields.Datetime.subtract(fields.Datetime.now(), seconds=GRACE_SECONDS)
 
-    def _lost_jobs(self, everywhere=False):
+    def _lost_jobs(self, everywhere=False, lost_before=None):
         """``{log id: (job uuid, job id, job state)}`` of the pending logs (of these, or all of
         them) whose job is gone, final, or started by a worker that is gone."""
-        return queue_jobs.lost_jobs(self.env, self.ids, self._grace_limit(), everywhere)
+        grace = self._grace_limit(lost_before)
+        return queue_jobs.lost_jobs(self.env, self.ids, grace, everywhere)
 
     def _with_live_job(self):
         """The pending logs whose delivery job will still run."""
@@ -75,8 +75,9 @@ class ApiSyncLog(models.Model):
             return
         try:
             with self.env.cr.savepoint():
-                logs = self.sudo().with_context(api_sync_lost_before=LOADED_AT)
-                logs.browse(list(logs._lost_jobs(True)))._recover_lost()
+                logs = self.sudo()
+                lost = logs._lost_jobs(True, lost_before=LOADED_AT)
+                logs.browse(list(lost))._recover_lost(lost_before=LOADED_AT)
         except Exception:  # pylint: disable=broad-exception-caught
             # the cron does it later; never prevent the server from starting
             _logger.info("api_sync: recovery at start left to the cron", exc_info=True)
@@ -95,27 +96,29 @@ class ApiSyncLog(models.Model):
                 self.env.cr.commit()  # pylint: disable=invalid-commit
         self._requeue_dead_progress_jobs()
 
-    def _recover_lost(self, force=False):
+    def _recover_lost(self, force=False, lost_before=None):
         """Queue again those of these pending logs whose job is lost; returns them.
 
         Each lost job is taken under lock (the logs, the job row, the job's advisory lock) and
         checked again: a job that a worker or queue_job itself brought back is left alone. A job
         that failed for a non-technical reason fails its logs instead (shown on the record).
-        ``force`` (manual retry): no limit on the number of recoveries.
+        ``force`` (manual retry): no limit on the number of recoveries. ``lost_before``: see
+        ``_grace_limit``.
         """
         recovered = self.browse()
         by_job = defaultdict(list)
-        for log_id, job in self._lost_jobs().items():
+        grace = self._grace_limit(lost_before)
+        for log_id, job in self._lost_jobs(lost_before=lost_before).items():
             by_job[job].append(log_id)
         for (job_uuid, job_id, _state), log_ids in by_job.items():
             try:
                 with self.env.cr.savepoint():
-                    recovered |= self.browse(log_ids)._take_over(job_uuid, job_id, force)
+                    recovered |= self.browse(log_ids)._take_over(job_uuid, job_id, force, grace)
             except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
                 continue  # changed meanwhile: looked at again next time
         return recovered
 
-    def _take_over(self, job_uuid, job_id, force):
+    def _take_over(self, job_uuid, job_id, force, grace):
         cr = self.env.cr
         cr.execute(
             """SELECT id FROM api_sync_log WHERE id = ANY(%s) AND state = 'pending'
@@ -125,7 +128,7 @@ class ApiSyncLog(models.Model):
         )
         logs = self.browse([row[0] for row in cr.fetchall()])
         job = self.env["queue.job"].sudo().browse(job_id)
-        if not logs or (job_id and not self._job_is_lost(job_id)):
+        if not logs or (job_id and not queue_jobs.job_is_lost(self.env, job_id, grace)):
             return self.browse()
         logs.invalidate_recordset()
         if job and job.state == "failed" and not self._is_technical(job.exc_name):
@@ -175,11 +178,6 @@ class ApiSyncLog(models.Model):
             )
         return logs
 
-    @api.model
-    def _job_is_lost(self, job_id):
-        """Under lock: whether the job will not run (queue_job may have brought it back)."""
-        return queue_jobs.job_is_lost(self.env, job_id, self._grace_limit())
-
     def _loss_reason(self, job):
         if not job:
             return self.env._("its job %(job)s is gone", job=self[:1].job_uuid)
@@ -220,11 +218,12 @@ class ApiSyncLog(models.Model):
     @api.model
     def _requeue_dead_progress_jobs(self):
         """Run progress jobs of the channel whose worker is gone run again (they are idempotent)."""
-        jobs = queue_jobs.started_progress_jobs(self.env, self._grace_limit())
+        grace = self._grace_limit()
+        jobs = queue_jobs.started_progress_jobs(self.env, grace)
         for job in jobs:
             try:
                 with self.env.cr.savepoint():
-                    if self._job_is_lost(job.id):
+                    if queue_jobs.job_is_lost(self.env, job.id, grace):
                         job.requeue()
             except psycopg2.errors.SerializationFailure:
                 continue

@@ -66,13 +66,13 @@ class Delivery:
 
     def run(self):
         """The recipe: the job's events, each in turn, with what they share done in bulk."""
-        logs = self._claim()
-        logs, status_rows = self._lock(logs)
+        logs = self._claim()  # the events still linked to this job
+        logs, status_rows = self._lock(logs)  # with their records' status rows
         logs = logs.filtered(lambda log: log.state == "pending")
         if not logs:
             return
-        self._read(logs, status_rows)
-        older = self._older_events(logs)
+        self._read(logs, status_rows)  # the records, read and mapped as the Integration User
+        older = self._older_events(logs)  # of the same records; those whose job was lost requeued
         deadline = time.monotonic() + GROUP_SECONDS
         for index, log in enumerate(logs):
             if index and time.monotonic() + (log.config_id.timeout or 10) > deadline:
@@ -99,7 +99,7 @@ class Delivery:
         after = self.env["api.sync.endpoint.state"]._record(
             log.config_id, outcome, gate, log.last_attempt_at, log.create_date
         )
-        self._write_outcome(log, outcome, after, started)
+        self._write_outcome(log, outcome, after, started)  # and the next attempt, if any
 
     def adapter(self, config):
         """The adapter of ``config`` for this job (its settings read once)."""

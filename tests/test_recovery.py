@@ -170,7 +170,7 @@ class TestRecovery(DeliveryCase):
         log, job = self.queue_event()
         job.write({"state": "started", "date_started": fields.Datetime.now()})
         self.assertFalse(log._lost_jobs(), "just started: its worker may be on its way")
-        at_start = log.with_context(api_sync_lost_before=fields.Datetime.now() + AN_HOUR_AGO)
-        self.assertEqual(list(at_start._lost_jobs()), log.ids)
-        at_start._recover_lost()
+        at_start = fields.Datetime.now() + AN_HOUR_AGO
+        self.assertEqual(list(log._lost_jobs(lost_before=at_start)), log.ids)
+        log._recover_lost(lost_before=at_start)
         self.assertEqual((log.recovery_count, job.state), (1, "cancelled"))
