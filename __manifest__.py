@@ -29,6 +29,7 @@
         "wizard/api_sync_preview_views.xml",
         "wizard/api_sync_automation_wizard_views.xml",
         "views/api_sync_menus.xml",
+        "views/res_config_settings_views.xml",
     ],
     "assets": {
         "web.assets_backend": [

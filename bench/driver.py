@@ -35,6 +35,8 @@ SIZES = {
     "scale_small": (10_000, 2_000),  # part 5
     "scale_large": (100_000, 20_000),
     "scale_huge": (1_000_000, 200_000),  # part 5 with --large only
+    "scrape_logs": (100_000, 20_000),  # part 5: logs in the database when /api_sync/metrics is read
+    "scrape_logs_huge": (1_000_000, 200_000),  # the same with --large
 }
 WRITE_BLOCK = 100  # parts 1 and 2: calls per setup before the next setup takes its turn
 BATCH_SIZE = 100  # part 4
@@ -1179,6 +1181,86 @@ class Bench:
             },
         }
 
+    def part_metrics_scrape(self):
+        """The time of one read of /api_sync/metrics (Prometheus) with ``scrape_logs`` events in
+        the database (a million with --large): the logs missing are inserted by SQL (not
+        measured), spread over 10 configurations and every state, then the route is read once
+        cold and 5 times more over HTTP from the server with workers."""
+        import requests  # noqa: PLC0415
+
+        total = self.size("scrape_logs_huge" if self.args.large else "scrape_logs")
+        token = _secret()
+        with self.cursor() as cr:
+            env = self.env(cr, self.odoo.SUPERUSER_ID)
+            configs = env["api.sync.config"].search([("name", "=like", "bench scrape %")])
+            configs = configs or env["api.sync.config"].create(
+                [
+                    {
+                        "name": f"bench scrape {index}",
+                        "model_id": env["ir.model"]._get_id("res.partner"),
+                        "endpoint_url": "http://127.0.0.1:9/unused",
+                        "company_id": False,
+                        "active": False,
+                    }
+                    for index in range(10)
+                ]
+            )
+            env["ir.config_parameter"].set_param("api_sync.metrics_token", token)
+            cr.execute("SELECT count(*) FROM api_sync_log")
+            missing = total - cr.fetchone()[0]
+            started = time.perf_counter()
+            if missing > 0:
+                # 90 % done, 4 % cancelled, 5 % failed (404s and timeouts), 1 % pending
+                cr.execute(
+                    """
+                    INSERT INTO api_sync_log
+                        (config_id, res_model, res_id, record_count, operation, state,
+                         idempotency_key, attempt_count, duration_ms, response_status,
+                         error_class, create_uid, write_uid, create_date, write_date,
+                         last_attempt_at, done_at)
+                    SELECT (%(configs)s::int[])[1 + g %% 10], 'res.partner', g, 1, 'update',
+                           CASE WHEN g %% 100 < 90 THEN 'done' WHEN g %% 100 < 94 THEN 'cancelled'
+                                WHEN g %% 100 < 99 THEN 'failed' ELSE 'pending' END,
+                           'bench-scrape-' || %(stamp)s || '-' || g,
+                           CASE WHEN g %% 100 < 90 THEN 1 + g %% 3 WHEN g %% 100 < 99 THEN 5
+                                ELSE 0 END,
+                           (g * 7919) %% 3000,
+                           CASE WHEN g %% 100 < 90 THEN 200 WHEN g %% 100 < 97 THEN 404 END,
+                           CASE WHEN g %% 100 BETWEEN 94 AND 96 THEN 'HTTP 404'
+                                WHEN g %% 100 BETWEEN 97 AND 98 THEN 'ReadTimeout' END,
+                           2, 2, now() AT TIME ZONE 'UTC' - (g %% 86400) * interval '1 second',
+                           now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC',
+                           CASE WHEN g %% 100 < 90 THEN now() AT TIME ZONE 'UTC' END
+                      FROM generate_series(1, %(count)s) AS g
+                    """,
+                    {"configs": configs.ids, "count": missing, "stamp": int(time.time())},
+                )
+            cr.commit()
+        log(f"data: {max(missing, 0)} logs in {time.perf_counter() - started:.1f} s")
+        self.vacuum("api_sync_log")
+        url = f"http://127.0.0.1:{self._conf_value('http_port')}/api_sync/metrics"
+        headers = {"Authorization": f"Bearer {token}"}
+        times, size = [], 0
+        for _index in range(6):
+            started = time.perf_counter()
+            response = requests.get(url, headers=headers, timeout=300)
+            times.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise RuntimeError(f"/api_sync/metrics answered {response.status_code}")
+            size = len(response.content)
+        self.results["metrics_scrape_s"] = median(times[1:])
+        self.details["metrics_scrape"] = {
+            "logs": total,
+            "configurations": len(configs),
+            "first_s": times[0],
+            "all_s": times,
+            "bytes": size,
+        }
+        log(
+            f"metrics: one scrape of {total} logs in {median(times[1:]):.3f} s "
+            f"(first {times[0]:.3f} s), {size} bytes"
+        )
+
     def _drain_jobs(self):
         """Wait (not measured) until the jobs a run left behind are done: its last progress
         updates find the run closed, but the next run would queue behind them."""
@@ -1408,11 +1490,12 @@ def main():
                 bench.details.setdefault("part_seconds", {})[name] = round(
                     time.perf_counter() - part_started, 1
                 )
-        if {"4", "5"} & parts:
+        if {"4", "5", "scrape"} & parts:
             bench.start_server()
             for wanted, name, step in [
                 ({"4"}, "throughput", lambda: bench.part_throughput(fast)),
                 ({"5"}, "scaling", lambda: bench.part_scaling(fast)),
+                ({"5", "scrape"}, "metrics scrape", bench.part_metrics_scrape),
             ]:
                 if wanted & parts:
                     part_started = time.perf_counter()

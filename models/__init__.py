@@ -18,3 +18,4 @@ from . import api_sync_config_lines
 from . import api_sync_config_resource
 from . import api_sync_binding
 from . import api_sync_request_header
+from . import res_config_settings
