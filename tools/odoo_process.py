@@ -140,3 +140,15 @@ def server_arguments(combination, db_args, dbname):
         f"--http-port={free_port()}",
         "--max-cron-threads=0",
     ]
+
+
+def install_arguments(combination, db_args, dbname, log_level="info"):
+    """Odoo's options to install api_sync (no demo data) on the new database ``dbname``."""
+    return [
+        *server_arguments(combination, db_args, dbname),
+        "-i",
+        "api_sync",
+        "--without-demo=all",
+        "--stop-after-init",
+        f"--log-level={log_level}",
+    ]

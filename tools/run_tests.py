@@ -16,8 +16,10 @@ import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from export_pot import run_check as run_pot_check
 from odoo_process import Combination, drop_database, run_logged, server_arguments
 from upgrade_check import run_upgrade
+from wheel_check import run_wheel_check
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -136,12 +138,18 @@ def main():
         action="store_true",
         help="run only the upgrade check (no pure tests, lint or Odoo tests)",
     )
+    parser.add_argument(
+        "--only-packaging",
+        action="store_true",
+        help="run only the packaging checks (the wheel installed like OCA's, i18n/api_sync.pot)",
+    )
     args = parser.parse_args()
     python = sys.executable
+    only = args.only_upgrade or args.only_packaging
 
     passed_total = failed_total = 0
     parts, problems = [], []
-    if not args.only_upgrade:
+    if not only:
         pure_passed, pure_failed = run_pure(python)
         lint_ok = run_lint(python)
         parts += [
@@ -154,7 +162,7 @@ def main():
         suffix = f"-{Path(combination.odoo).name.removeprefix('odoo-')}" if index else ""
         build = REPO / ".build"
         results = []
-        if not args.only_upgrade:
+        if not only:
             results.append(
                 (
                     "odoo",
@@ -167,19 +175,36 @@ def main():
                     ),
                 )
             )
-        results.append(
-            (
-                "upgrade",
-                run_upgrade(
-                    combination, build / f"odoo-upgrade{suffix}.log", args.db_arg, args.keep_db
-                ),
+        if not args.only_packaging:
+            results.append(
+                (
+                    "upgrade",
+                    run_upgrade(
+                        combination, build / f"odoo-upgrade{suffix}.log", args.db_arg, args.keep_db
+                    ),
+                )
             )
-        )
+        # the packaging checks on the first combination (the packages are the same for all)
+        if not index and not args.only_upgrade:
+            results.append(
+                (
+                    "wheel",
+                    run_wheel_check(
+                        combination, build / "wheel-check.log", args.db_arg, args.keep_db
+                    ),
+                )
+            )
+            results.append(
+                (
+                    "pot",
+                    run_pot_check(combination, build / "odoo-pot.log", args.db_arg, args.keep_db),
+                )
+            )
         for part, (passed, failed, found) in results:
             passed_total, failed_total = passed_total + passed, failed_total + failed
             problems += [f"{combination.label}: {problem}" for problem in found]
             parts.append(f"{part} [{combination.label}] {passed} passed, {failed} failed")
-    if args.odoo_run and not args.only_upgrade and not browser_found():
+    if args.odoo_run and not only and not browser_found():
         banner = "!" * 78
         print(
             f"\n{banner}\n!! NO CHROMIUM FOUND: the browser tests (tours) were SKIPPED.\n"

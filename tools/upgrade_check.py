@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from odoo_process import drop_database, run_logged, server_arguments
+from odoo_process import drop_database, install_arguments, run_logged, server_arguments
 
 REPO = Path(__file__).resolve().parent.parent
 # The release a database is upgraded from: main when the code was reshaped (manifest 18.0.1.0.0).
@@ -165,14 +165,7 @@ def upgrade(combination, dbname, db_args, log):
     run_step(
         f"install api_sync {PREVIOUS_RELEASE} (no demo data)",
         previous,
-        [
-            *server_arguments(previous, db_args, dbname),
-            "-i",
-            "api_sync",
-            "--without-demo=all",
-            "--stop-after-init",
-            "--log-level=info",
-        ],
+        install_arguments(previous, db_args, dbname),
         log,
     )
     run_step(
