@@ -1224,7 +1224,7 @@ class Bench:
                            'bench-scrape-' || %(stamp)s || '-' || g,
                            CASE WHEN g %% 100 < 90 THEN 1 + g %% 3 WHEN g %% 100 < 99 THEN 5
                                 ELSE 0 END,
-                           (g * 7919) %% 3000,
+                           (g::bigint * 7919) %% 3000,
                            CASE WHEN g %% 100 < 90 THEN 200 WHEN g %% 100 < 97 THEN 404 END,
                            CASE WHEN g %% 100 BETWEEN 94 AND 96 THEN 'HTTP 404'
                                 WHEN g %% 100 BETWEEN 97 AND 98 THEN 'ReadTimeout' END,
