@@ -11,6 +11,7 @@ cascade, no ``unlink``) gets an event that its delivery cancels (RecordDeleted).
 
 from odoo import api, models, tools
 
+from . import compat
 from .api_sync_config import CONFIG_FIELDS
 
 # (model name, record id) of the records noted for the commit and not unlinked since
@@ -45,7 +46,7 @@ class ApiSyncConfig(models.Model):
             active.append(config_id)
             config = self.browse(config_id)
             for name, value in values:
-                self.env.cache.insert_missing(config, self._fields[name], [value])
+                compat.cache_insert_missing(config, self._fields[name], [value])
         return self.browse(active)
 
     def _sync_at_commit(self, records, operation, changed_fields=None):
