@@ -39,6 +39,7 @@ __all__ = [
     "cached_values",
     "field_readable",
     "registry_test_mode",
+    "run_time_based_rules",
     "setup_groups",
     "test_cursors_for_threads",
     "unique",
@@ -156,6 +157,19 @@ def test_cursors_for_threads():
 
         return release_test_lock()
     return contextlib.nullcontext()
+
+
+def run_time_based_rules(env):
+    """Run the time-based automation rules once, in a test, as their scheduled action does.
+
+    18.0: ``base.automation._check()`` (the scheduled action passes ``automatic=True``, which
+    commits) / 19.0: the scheduled action itself (``_check`` refuses to run but automatically;
+    the cron's cursor is a test cursor in registry test mode).
+    """
+    if V19:
+        env.ref("base_automation.ir_cron_data_base_automation_check").method_direct_trigger()
+    else:
+        env["base.automation"]._check()
 
 
 def registry_test_mode(case_class):

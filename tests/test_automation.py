@@ -1,6 +1,7 @@
 from odoo import Command
 from odoo.tests import tagged
 
+from ..models import compat
 from .delivery_common import DeliveryCase
 
 
@@ -134,8 +135,7 @@ class TestAutomation(DeliveryCase):
             trg_date_range_type="minutes",
             filter_domain=f"[('id', '=', {partner.id})]",
         )
-        # the scheduled action of time-based rules, run as the scheduler runs it
-        self.env.ref("base_automation.ir_cron_data_base_automation_check").method_direct_trigger()
+        compat.run_time_based_rules(self.env)
         (log,) = self.logs(partner)
         self.assertEqual((log.operation, log.changed_fields), ("update", False))
 
