@@ -9,10 +9,13 @@ const showAppsMenuItem = {
     run: "click",
 };
 
-/** The item ``label`` of the open selection menu, once it is shown (5 s at most). */
-async function menuItem(label) {
+/**
+ * The element of ``selector`` whose text is exactly ``label``, once it is shown (5 s at most):
+ * menus and dropdowns render their items again as they load.
+ */
+async function itemOf(selector, label) {
     for (let wait = 0; wait < 100; wait++) {
-        const item = [...document.querySelectorAll(".o_select_menu_item")].find(
+        const item = [...document.querySelectorAll(selector)].find(
             (element) => element.textContent.trim() === label
         );
         if (item) {
@@ -20,7 +23,7 @@ async function menuItem(label) {
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new Error(`no menu item ${label}`);
+    throw new Error(`no ${selector} "${label}"`);
 }
 
 /**
@@ -37,7 +40,7 @@ function pickSelection(fieldName, value, label) {
                 await helpers.select(JSON.stringify(value));
             } else {
                 await helpers.click();
-                await helpers.click(await menuItem(label));
+                await helpers.click(await itemOf(".o_select_menu_item", label));
             }
         },
     };
@@ -53,12 +56,11 @@ function pickAutocomplete(fieldName, label) {
         {
             content: `pick "${label}"`,
             trigger: `div[name="${fieldName}"] .o-autocomplete--dropdown-menu`,
-            run() {
-                const item = [
-                    ...document.querySelectorAll(
-                        `div[name="${fieldName}"] .o-autocomplete--dropdown-item a`
-                    ),
-                ].find((el) => el.textContent.trim() === label);
+            async run() {
+                const item = await itemOf(
+                    `div[name="${fieldName}"] .o-autocomplete--dropdown-item a`,
+                    label
+                );
                 item.click();
             },
         },
