@@ -2,7 +2,9 @@
     "name": "API Sync",
     "summary": "Push record changes and scheduled batches to external HTTP APIs, "
     "reliably and visibly",
-    "version": "18.0.1.1.0",
+    # Odoo 18.0 and 19.0: each prefixes its own series (18.0.1.1.0, 19.0.1.1.0), as a version of
+    # three parts is read; this release supports both (README.md, Compatibility).
+    "version": "1.1.0",
     "license": "LGPL-3",
     "author": "api_sync contributors",
     "website": "https://github.com/api-sync/api_sync",
@@ -35,6 +37,7 @@
         "web.assets_backend": [
             "api_sync/static/src/sync_status/*",
             "api_sync/static/src/refresh/*",
+            "api_sync/static/src/fields/*",
         ],
         "web.assets_tests": [
             "api_sync/static/tests/tours/*.js",

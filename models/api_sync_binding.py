@@ -7,6 +7,7 @@ becomes of the delivery's transaction)."""
 
 from odoo import api, fields, models
 
+from . import compat
 from .transactions import own_transaction
 
 
@@ -26,13 +27,9 @@ class ApiSyncBinding(models.Model):
     synced_version = fields.Datetime(help="The record's update time carried by the last delivery.")
     synced_at = fields.Datetime(help="When the last delivery succeeded.")
 
-    _sql_constraints = [
-        (
-            "record_unique",
-            "UNIQUE(config_id, res_id)",
-            "A record has one external id per configuration.",
-        ),
-    ]
+    _record_unique = compat.unique(
+        "config_id, res_id", "A record has one external id per configuration."
+    )
 
     @api.model
     def _fill_external_ids(self, rows):

@@ -10,10 +10,10 @@ from markupsafe import Markup
 from odoo import SUPERUSER_ID, Command, api, fields, models, tools
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.modules.module import get_manifest
-from odoo.osv import expression
 from odoo.tools import safe_eval, split_every
 
 from ..engine import mapping, wire
+from . import compat
 from .adapters import adapter_for
 from .api_sync_run import checkpoint_label
 from .constants import ADMIN_GROUP, MANAGER_GROUP, USER_GROUP
@@ -370,7 +370,7 @@ class ApiSyncConfig(models.Model):
                     "binding_view_types": "list,form",
                     "domain": f"[('res_model', '=', {model.model!r}), {record_domain}]",
                     "context": "{'create': False}",
-                    "groups_id": [Command.set(self.env.ref(USER_GROUP).ids)],
+                    compat.ACTION_GROUPS: [Command.set(self.env.ref(USER_GROUP).ids)],
                 }
                 for model in missing
             ]
@@ -485,13 +485,13 @@ class ApiSyncConfig(models.Model):
         """What is wrong with a domain, naming fields and operators but no evaluated value."""
         for leaf in domain:
             if not isinstance(leaf, list | tuple) or len(leaf) != 3:
-                if leaf in (expression.AND_OPERATOR, expression.OR_OPERATOR, "!"):
+                if leaf in ("&", "|", "!"):
                     continue
                 return self.env._("each condition is a (field, operator, value) triple.")
             path, operator, _value = leaf
             if not isinstance(path, str):
                 return self.env._("a condition does not start with a field name.")
-            if operator not in expression.TERM_OPERATORS:
+            if operator not in compat.TERM_OPERATORS:
                 return self.env._("unknown operator %(operator)r.", operator=str(operator)[:30])
             current = model
             for segment in path.split("."):
@@ -595,7 +595,7 @@ class ApiSyncConfig(models.Model):
             active.append(config_id)
             config = self.browse(config_id)
             for name, value in values:
-                self.env.cache.insert_missing(config, self._fields[name], [value])
+                compat.cache_insert_missing(config, self._fields[name], [value])
         return self.browse(active)
 
     # -- mapping --------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 
 from ..engine import mapping, targets
-from .constants import ADMIN_GROUP, MANAGER_GROUP
+from . import compat
+from .constants import ADMIN_GROUP, MANAGER_GROUP, USER_GROUP
 
 ALLOWED_TARGETS_PARAMETER = "api_sync.allowed_targets"
 DENY_PRIVATE_PARAMETER = "api_sync.deny_private_targets"
@@ -42,6 +43,17 @@ class ApiSyncConfig(models.Model):
         help="When the signing secret changes, the old one keeps signing (next to the new one) "
         "for this many hours. 0: it stops at once.",
     )
+
+    @api.model
+    def _setup_security_groups(self):
+        """The groups' category and the Manager group's users (security/api_sync_security.xml
+        calls this on every install and update)."""
+        compat.setup_groups(
+            self.env,
+            "api_sync.module_category_api_sync",
+            [USER_GROUP, MANAGER_GROUP],
+            {MANAGER_GROUP: ["base.user_root", "base.user_admin"]},
+        )
 
     @api.model
     def _default_integration_user(self):
@@ -162,7 +174,7 @@ class ApiSyncConfig(models.Model):
         for segment in mapping.split_path(path):
             model = env[model_name]
             field = model._fields[segment]
-            if not model.has_access("read") or not field.is_accessible(env):
+            if not model.has_access("read") or not compat.field_readable(model, field):
                 raise self._unreadable_path_error(path, f"{model_name}.{segment}")
             model_name = field.comodel_name
         if model_name and transform != "many2one_id" and not env[model_name].has_access("read"):

@@ -23,7 +23,7 @@ from odoo.exceptions import ValidationError
 from odoo.tools import format_datetime
 
 from ..engine import health, wire
-from . import queue_jobs
+from . import compat, queue_jobs
 from .constants import MANAGER_GROUP
 from .transactions import fetch, own_transaction
 
@@ -84,9 +84,7 @@ class ApiSyncEndpointState(models.Model):
     resumed_at = fields.Datetime(readonly=True)
     last_error = fields.Char(readonly=True)
 
-    _sql_constraints = [
-        ("config_unique", "UNIQUE(config_id)", "A configuration has one endpoint state."),
-    ]
+    _config_unique = compat.unique("config_id", "A configuration has one endpoint state.")
 
     @api.model
     def _load(self, cr, config_id, lock=False):

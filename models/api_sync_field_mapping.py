@@ -4,9 +4,10 @@ from itertools import chain, islice
 
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
-from odoo.models import PREFETCH_MAX
 
 from ..engine import mapping
+from . import compat
+from .compat import PREFETCH_MAX
 
 NAME_TRANSFORMS = ("string", "many2one_name", "x2many_names")
 # the transform suggested when a source field of this type is picked
@@ -406,10 +407,10 @@ class ApiSyncFieldMapping(models.Model):
         records = model.browse(list(dict.fromkeys(filter(None, ids))))
         field = records._fields[fname]
         # reads what the cache misses, recomputes, raises AccessError as reading one would
-        values = field.mapped(records)
+        values = records.mapped(fname)
         if not field.relational:
             return dict(zip(records._ids, values, strict=True))
-        stored = records.env.cache.get_until_miss(records, field)
+        stored = compat.cached_values(records, field)
         if field.type == "many2one":
             return {
                 res_id: value or None for res_id, value in zip(records._ids, stored, strict=True)

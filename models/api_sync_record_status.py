@@ -5,6 +5,7 @@ from collections import defaultdict
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from . import compat
 from .api_sync_log import LOG_STATES
 
 ROW_KEYS = ("log", "state", "attempt", "done_at", "version", "name")
@@ -35,9 +36,7 @@ class ApiSyncRecordStatus(models.Model):
         help="The id of the record's object at the endpoint (resource mode).",
     )
 
-    _sql_constraints = [
-        ("record_unique", "UNIQUE(config_id, res_id)", "One status per record and configuration."),
-    ]
+    _record_unique = compat.unique("config_id, res_id", "One status per record and configuration.")
 
     def init(self):
         self.env.cr.execute(

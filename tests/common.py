@@ -6,6 +6,8 @@ from odoo import SUPERUSER_ID, api
 from odoo.exceptions import ValidationError
 from odoo.tests import TransactionCase
 
+from ..models import compat
+
 
 class ApiSyncCase(TransactionCase):
     """Creates a contacts configuration (no mapping lines) and a few partners."""
@@ -15,8 +17,7 @@ class ApiSyncCase(TransactionCase):
         super().setUpClass()
         # deliveries (endpoint state) and runs (selection) use cursors of their own
         # (registry.cursor()): in tests, those share the test's transaction
-        cls.registry.enter_test_mode(cls.cr)
-        cls.addClassCleanup(cls.registry.leave_test_mode)
+        compat.registry_test_mode(cls)
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
         cls.Config = cls.env["api.sync.config"]
         cls.Config.search([]).active = False  # the demo configuration must not interfere

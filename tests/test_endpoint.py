@@ -8,6 +8,7 @@ from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..engine.receiver import Reply
+from ..models import compat
 from .common import ApiSyncCase
 from .delivery_common import DeliveryCase
 
@@ -185,10 +186,11 @@ class TestEndpointHealth(DeliveryCase):
                 slots.append(State._reserve_slot(self.config, horizon=60))
 
         threads = [threading.Thread(target=worker) for _i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        with compat.test_cursors_for_threads():
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         self.assertEqual(len(slots), 20)
         self.assertNotIn(None, slots)
         gaps = [(b - a).total_seconds() for a, b in pairwise(sorted(slots))]

@@ -27,7 +27,7 @@ class TestMapping(ApiSyncCase):
             ("name", "name", "string", {"required": True}),
             ("email", "contact.email", "raw", {}),
             ("phone", "contact.phone", "raw", {}),
-            ("mobile", "contact.mobile", "string", {"default_value": "unknown"}),
+            ("function", "contact.function", "string", {"default_value": "unknown"}),
             ("color", "color", "integer", {}),
             ("color", "color_float", "float", {}),
             ("is_company", "flags.company", "raw", {}),
@@ -57,7 +57,7 @@ class TestMapping(ApiSyncCase):
             payload,
             {
                 "name": "Ann Sync",
-                "contact": {"email": "ann@example.com", "phone": None, "mobile": "unknown"},
+                "contact": {"email": "ann@example.com", "phone": None, "function": "unknown"},
                 "color": 4,
                 "color_float": 4.0,
                 "flags": {"company": False, "employee": False},

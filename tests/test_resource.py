@@ -7,6 +7,7 @@ from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
 from ..engine.receiver import Reply
+from ..models import compat
 from ..models.outbox import Outbox
 from .delivery_common import DeliveryCase
 from .rest_api import RestApi
@@ -358,7 +359,7 @@ class TestResourceRequests(ResourceCase):
             {
                 "name": "Sync Reader",
                 "login": "sync_reader_resource",
-                "groups_id": [(6, 0, [self.env.ref("api_sync.group_api_sync_user").id])],
+                compat.USER_GROUPS: [(6, 0, [self.env.ref("api_sync.group_api_sync_user").id])],
             }
         )
         self.assertEqual(binding.with_user(user).external_id, "c1")

@@ -76,6 +76,12 @@ find_odoo() {
     die "no Odoo tree $ODOO_TREE: put it in $dir (see README.md, Requirements) or set ODOO_SRC"
 }
 
+# Prints the option that loads demo data into a new database with the Odoo tree $1.
+# 18.0: demo data unless --without-demo (nothing to print) / 19.0: only with --with-demo.
+demo_args() {
+    [ "$(odoo_series "$1")" = 18.0 ] || echo --with-demo
+}
+
 # Exports what running the Odoo tree $1 needs: ODOO_LAUNCHER, and the tree first on PYTHONPATH
 # (setup/odoo does not put it there, and queue_job's odoo/ namespace folder in site-packages
 # would otherwise be found as "odoo").

@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 LOG_LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ (?P<level>[A-Z]+) (?P<db>\S+) (?P<logger>[\w.]+): "
@@ -34,6 +35,20 @@ class Combination:
     def parse(cls, value):
         """From tools/test's --odoo-run: the five fields, one per line."""
         return cls(*value.split("\n"))
+
+    @property
+    def series(self):
+        """The tree's Odoo series, e.g. "18.0" (its odoo/release.py)."""
+        release = Path(self.odoo, "odoo", "release.py").read_text(encoding="utf-8")
+        major, minor = re.search(r"^version_info = \((\d+), *(\d+),", release, re.M).groups()
+        return f"{major}.{minor}"
+
+    def demo_arguments(self, demo=True):
+        """Demo data (or none) in a new database. 18.0: loaded unless --without-demo=all /
+        19.0: only with --with-demo (--without-demo takes a boolean there)."""
+        if self.series < "19.0":
+            return [] if demo else ["--without-demo=all"]
+        return ["--with-demo"] if demo else []
 
 
 def free_port():
@@ -148,7 +163,7 @@ def install_arguments(combination, db_args, dbname, log_level="info"):
         *server_arguments(combination, db_args, dbname),
         "-i",
         "api_sync",
-        "--without-demo=all",
+        *combination.demo_arguments(demo=False),
         "--stop-after-init",
         f"--log-level={log_level}",
     ]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from export_pot import run_check as run_pot_check
 from odoo_process import Combination, drop_database, run_logged, server_arguments
+from schema_check import run_schema_check, schema
 from upgrade_check import run_upgrade
 from wheel_check import run_wheel_check
 
@@ -76,10 +77,12 @@ def run_lint(python):
 
 
 def run_odoo(combination, logfile, db_args, test_tags, keep_db):
-    """Install api_sync on a fresh database, run its tests; returns (passed, failed, problems)."""
+    """Install api_sync on a fresh database, run its tests; returns (passed, failed, problems)
+    and the api_sync tables' schema in that database (None when it could not be read)."""
     dbname = f"api_sync_test_{uuid.uuid4().hex[:8]}"
     arguments = [
         *server_arguments(combination, db_args, dbname),
+        *combination.demo_arguments(),
         "-i",
         "api_sync",
         "--test-enable",
@@ -95,6 +98,11 @@ def run_odoo(combination, logfile, db_args, test_tags, keep_db):
     started = time.monotonic()
     with open(logfile, "w", encoding="utf-8") as log:
         output = run_logged(combination, arguments, log)
+    try:
+        tables = schema(dbname)
+    except Exception as error:  # noqa: BLE001 - reported as a problem of the schema check
+        print(f"[api_sync] schema of {dbname} not read: {error}", flush=True)
+        tables = None
     if not keep_db:
         drop_database(dbname)
     counts, failed_tests, problems = output.counts, output.failed_tests, output.problems
@@ -107,7 +115,7 @@ def run_odoo(combination, logfile, db_args, test_tags, keep_db):
         flush=True,
     )
     failed = max(len(failed_tests), 1 if problems else 0)
-    return max(total - len(failed_tests), 0), failed, problems
+    return (max(total - len(failed_tests), 0), failed, problems), tables
 
 
 def browser_found():
@@ -157,24 +165,22 @@ def main():
             f"lint {'clean' if lint_ok else 'FAILED'}",
         ]
         passed_total, failed_total = pure_passed, pure_failed + (0 if lint_ok else 1)
+    schemas = []  # (label, api_sync tables' schema) of each tree's test database
     for index, combination in enumerate(args.odoo_run):
         # The first combination's logs keep the usual names; the others are named by their tree.
         suffix = f"-{Path(combination.odoo).name.removeprefix('odoo-')}" if index else ""
         build = REPO / ".build"
         results = []
         if not only:
-            results.append(
-                (
-                    "odoo",
-                    run_odoo(
-                        combination,
-                        build / f"odoo-test{suffix}.log",
-                        args.db_arg,
-                        args.test_tags,
-                        args.keep_db,
-                    ),
-                )
+            result, tables = run_odoo(
+                combination,
+                build / f"odoo-test{suffix}.log",
+                args.db_arg,
+                args.test_tags,
+                args.keep_db,
             )
+            results.append(("odoo", result))
+            schemas.append((Path(combination.odoo).name, tables))
         if not args.only_packaging:
             results.append(
                 (
@@ -204,6 +210,15 @@ def main():
             passed_total, failed_total = passed_total + passed, failed_total + failed
             problems += [f"{combination.label}: {problem}" for problem in found]
             parts.append(f"{part} [{combination.label}] {passed} passed, {failed} failed")
+    if len(schemas) > 1:
+        # the same tables on every tree: a database moves between series with no api_sync step
+        passed, failed, found = run_schema_check(schemas)
+        passed_total, failed_total = passed_total + passed, failed_total + failed
+        problems += found
+        parts.append(
+            f"schema [{' = '.join(label for label, _tables in schemas)}] "
+            f"{passed} passed, {failed} failed"
+        )
     if args.odoo_run and not only and not browser_found():
         banner = "!" * 78
         print(

@@ -7,6 +7,10 @@ repository's history), fills it with every kind of api_sync data (tools/upgrade_
 belong to api_sync, upgrades to the checkout with ``-u api_sync``, snapshots again and compares:
 every row must still be there with the same value in every column it had (no column is
 ignored: Odoo's update rewrites none of these rows, write dates included, when nothing changed).
+
+A series no earlier release installs on (19.0: the previous release is 18.0 only) has no previous
+release to upgrade from: there the checkout itself is installed, filled and updated (``-u``), the
+same comparison showing that an update on that series loses nothing.
 """
 
 import ast
@@ -22,8 +26,10 @@ from pathlib import Path
 from odoo_process import drop_database, install_arguments, run_logged, server_arguments
 
 REPO = Path(__file__).resolve().parent.parent
-# The release a database is upgraded from: main when the code was reshaped (manifest 18.0.1.0.0).
+# The release a database is upgraded from: main when the code was reshaped (manifest 18.0.1.0.0),
+# on the series it installs on.
 PREVIOUS_RELEASE = "1cc8055"
+PREVIOUS_SERIES = ("18.0",)
 PREVIOUS = REPO / ".build" / "previous"  # holds api_sync/, the previous release's tree
 FILL_SCRIPT = Path(__file__).resolve().parent / "upgrade_fill.py"
 # Rows of other modules' tables that belong to api_sync: (table, condition).
@@ -143,9 +149,12 @@ def module_version(dbname):
     return row and row[0]
 
 
-def manifest_version():
+def manifest_version(series):
+    """The version Odoo of ``series`` installs the checkout at: as Odoo's ``adapt_version``
+    does, a version of up to three parts is prefixed with the series (1.1.0 -> 18.0.1.1.0)."""
     manifest = (REPO / "__manifest__.py").read_text(encoding="utf-8")
-    return ast.literal_eval(manifest)["version"]
+    version = ast.literal_eval(manifest)["version"]
+    return version if len(version.split(".")) > 3 else f"{series}.{version}"
 
 
 def run_step(name, combination, arguments, log, stdin=None):
@@ -159,11 +168,15 @@ def run_step(name, combination, arguments, log, stdin=None):
 
 
 def upgrade(combination, dbname, db_args, log):
-    """Install the previous release, fill, snapshot, upgrade, snapshot; returns both snapshots."""
-    extract_previous()
-    previous = previous_combination(combination)
+    """Install the previous release, fill, snapshot, upgrade, snapshot; returns both snapshots.
+    On a series the previous release does not install on, the checkout stands for it."""
+    if combination.series in PREVIOUS_SERIES:
+        extract_previous()
+        previous, release = previous_combination(combination), PREVIOUS_RELEASE
+    else:
+        previous, release = combination, "the checkout"
     run_step(
-        f"install api_sync {PREVIOUS_RELEASE} (no demo data)",
+        f"install api_sync {release} (no demo data)",
         previous,
         install_arguments(previous, db_args, dbname),
         log,
@@ -191,7 +204,7 @@ def upgrade(combination, dbname, db_args, log):
         ],
         log,
     )
-    version_after, expected = module_version(dbname), manifest_version()
+    version_after, expected = module_version(dbname), manifest_version(combination.series)
     print(f"[api_sync] upgrade check: api_sync {version_before} -> {version_after}", flush=True)
     if version_after != expected:
         raise UpgradeError(f"api_sync is at {version_after} after -u, its manifest {expected}")
@@ -202,8 +215,9 @@ def run_upgrade(combination, logfile, db_args, keep_db):
     """The upgrade check on one combination; returns (passed, failed, problems), counting one
     check per table compared (one failure when a step could not be done)."""
     dbname = f"api_sync_upgrade_{uuid.uuid4().hex[:8]}"
+    release = PREVIOUS_RELEASE if combination.series in PREVIOUS_SERIES else "checkout"
     print(
-        f"[api_sync] upgrade check of {combination.label}: {PREVIOUS_RELEASE} -> checkout "
+        f"[api_sync] upgrade check of {combination.label}: {release} -> checkout "
         f"on fresh database {dbname} (log: {logfile})",
         flush=True,
     )

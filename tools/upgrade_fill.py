@@ -1,6 +1,7 @@
 """Fills a database of the previous release with every kind of api_sync data (tools/upgrade_check).
 
-Run inside ``odoo shell`` on the previous release's code, with its own ORM API: ``fill(env)``
+Run inside ``odoo shell`` on the previous release's code (on 19.0, which no earlier release
+supports, on the checkout's), with its own ORM API: ``fill(env)``
 creates configurations of both payload formats and both trigger modes (mapping lines with Lines
 and their child lines, extra headers, secrets, a schedule, generated automation rules), events in
 every state with their attempts (record events and batches, resource-mode ones), bindings, runs,

@@ -3,9 +3,21 @@ import { registry } from "@web/core/registry";
 const WATCHED = new Set(["api.sync.log", "api.sync.run", "api.sync.record.status", "api.sync.config"]);
 
 /**
+ * Whether someone is editing: an open dialog, or a form with unsaved changes (its save buttons
+ * shown). Reloading then would save the form half-edited (or close the dialog).
+ */
+function editing() {
+    return Boolean(
+        document.querySelector(".o_dialog") ||
+            document.querySelector(".o_form_status_indicator_buttons:not(.invisible)")
+    );
+}
+
+/**
  * Sync logs and runs change while people look at them (deliveries, retries, run progress): the
  * server tells API Sync users which records changed (one notification per transaction), and the
- * view showing them, if it is the current one, reloads (at most once a second).
+ * view showing them, if it is the current one, reloads (at most once a second; while someone is
+ * editing, once they are done).
  */
 export const apiSyncRefreshService = {
     dependencies: ["action", "bus_service"],
@@ -13,10 +25,15 @@ export const apiSyncRefreshService = {
         let timer = null;
         const reloadSoon = () => {
             if (!timer) {
-                timer = setTimeout(() => {
+                const reload = () => {
+                    if (editing()) {
+                        timer = setTimeout(reload, 1000);
+                        return;
+                    }
                     timer = null;
                     action.doAction("soft_reload");
-                }, 1000);
+                };
+                timer = setTimeout(reload, 1000);
             }
         };
         bus_service.subscribe("api_sync/updated", ({ model, ids }) => {

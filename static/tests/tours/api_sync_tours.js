@@ -1,5 +1,50 @@
 import { registry } from "@web/core/registry";
-import { stepUtils } from "@web_tour/tour_service/tour_utils";
+
+// Opens the apps menu, as web_tour's stepUtils.showAppsMenuItem() does on both series; that
+// module moved (18.0: @web_tour/tour_service/tour_utils / 19.0: @web_tour/tour_utils).
+const showAppsMenuItem = {
+    isActive: ["auto", "community", "desktop"],
+    trigger: ".o_navbar_apps_menu button:enabled",
+    tooltipPosition: "bottom",
+    run: "click",
+};
+
+/**
+ * The element of ``selector`` whose text is exactly ``label``, once it is shown (5 s at most):
+ * menus and dropdowns render their items again as they load.
+ */
+async function itemOf(selector, label) {
+    for (let wait = 0; wait < 100; wait++) {
+        const item = [...document.querySelectorAll(selector)].find(
+            (element) => element.textContent.trim() === label
+        );
+        if (item) {
+            return item;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`no ${selector} "${label}"`);
+}
+
+/**
+ * Choose ``value`` (shown as ``label``) in the selection field ``fieldName`` of the dialog: a
+ * <select> (18.0) or a menu opened by its toggler, whose items are the labels (19.0).
+ */
+function pickSelection(fieldName, value, label) {
+    const dialog = ".o_dialog:not(.o_inactive_modal)";
+    return {
+        content: label,
+        trigger: `${dialog} div[name="${fieldName}"] :is(select, .o_select_menu_toggler)`,
+        async run(helpers) {
+            if (this.anchor.tagName === "SELECT") {
+                await helpers.select(JSON.stringify(value));
+            } else {
+                await helpers.click();
+                await helpers.click(await itemOf(".o_select_menu_item", label));
+            }
+        },
+    };
+}
 
 /** Pick the autocomplete entry whose text is exactly ``label``. */
 function pickAutocomplete(fieldName, label) {
@@ -11,12 +56,11 @@ function pickAutocomplete(fieldName, label) {
         {
             content: `pick "${label}"`,
             trigger: `div[name="${fieldName}"] .o-autocomplete--dropdown-menu`,
-            run() {
-                const item = [
-                    ...document.querySelectorAll(
-                        `div[name="${fieldName}"] .o-autocomplete--dropdown-item a`
-                    ),
-                ].find((el) => el.textContent.trim() === label);
+            async run() {
+                const item = await itemOf(
+                    `div[name="${fieldName}"] .o-autocomplete--dropdown-item a`,
+                    label
+                );
                 item.click();
             },
         },
@@ -30,7 +74,7 @@ function pickAutocomplete(fieldName, label) {
 registry.category("web_tour.tours").add("api_sync_dashboard", {
     url: "/odoo",
     steps: () => [
-        stepUtils.showAppsMenuItem(),
+        showAppsMenuItem,
         {
             content: "open the API Sync app",
             trigger: '.o_app[data-menu-xmlid="api_sync.menu_api_sync_app"]',
@@ -240,11 +284,7 @@ registry.category("web_tour.tours").add("api_sync_mapping_lines", {
             run: "click",
         },
         ...pickSourceField("bank_ids"),
-        {
-            content: "Lines (list of objects)",
-            trigger: '.o_dialog:not(.o_inactive_modal) div[name="transform"] select',
-            run: 'select "lines"',
-        },
+        pickSelection("transform", "lines", "Lines (list of objects)"),
         {
             trigger: '.o_dialog:not(.o_inactive_modal) div[name="target_key"] input',
             run: "edit accounts",
