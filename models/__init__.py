@@ -18,3 +18,5 @@ from . import api_sync_config_lines
 from . import api_sync_config_resource
 from . import api_sync_binding
 from . import api_sync_request_header
+from . import api_sync_config_inbound
+from . import api_sync_log_inbound

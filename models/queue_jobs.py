@@ -5,7 +5,8 @@ model; api_sync uses both as they are, and adds here what it needs beyond them, 
 supported queue_job release (tests/test_queue_jobs.py):
 
 - storing the delivery jobs of new events in the same statement as the events (the writer's
-  commit), with the values ``Job.store()`` would give them;
+  commit), with the values ``Job.store()`` would give them; the same for the job applying an
+  inbound event (the inbound URL stores the event and its job in one statement);
 - waking jobs waiting with an ``eta`` (a record's next event, an endpoint that answers again);
 - finding jobs that will not run any more (their worker is gone), and claiming a running job.
 
@@ -51,10 +52,15 @@ def delivery_description(count, res_model, res_id, operation, config):
     return f"API sync: {what} ({config.name})"
 
 
-def delivery_job(logs, job_uuid, description, eta=None):
-    """The queue_job ``Job`` delivering ``logs`` (not stored)."""
+def inbound_description(config):
+    """The name of a job applying an inbound event of ``config``."""
+    return f"API sync: inbound event ({config.name})"
+
+
+def delivery_job(logs, job_uuid, description, eta=None, inbound=False):
+    """The queue_job ``Job`` delivering ``logs`` (``inbound``: applying them; not stored)."""
     return Job(
-        logs._deliver,
+        logs._apply_inbound if inbound else logs._deliver,
         job_uuid=job_uuid,
         eta=eta,
         max_retries=0,
@@ -63,21 +69,23 @@ def delivery_job(logs, job_uuid, description, eta=None):
     )
 
 
-def store(logs, job_uuid, description, eta=None):
-    """Store the job ``job_uuid`` (a new uuid) delivering ``logs``, as ``Job.store()`` does for
-    a job it does not find, without its lookup of the uuid (made just now): a query saved."""
-    job = delivery_job(logs.sudo(), job_uuid, description, eta)
+def store(logs, job_uuid, description, eta=None, inbound=False):
+    """Store the job ``job_uuid`` (a new uuid) delivering ``logs`` (``inbound``: applying
+    them), as ``Job.store()`` does for a job it does not find, without its lookup of the uuid
+    (made just now): a query saved."""
+    job = delivery_job(logs.sudo(), job_uuid, description, eta, inbound)
     Jobs = logs.env["queue.job"]
     Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
         job._store_values(create=True)
     )
 
 
-def insert_sql(Log, job_uuid, description, name):
+def insert_sql(Log, job_uuid, description, name, inbound=False):
     """``, <name> AS (INSERT INTO queue_job ...)``: the job ``job_uuid`` stored as
-    ``Job.store()`` would, delivering the rows of the CTE ``logs`` (with ``id`` and
-    ``job_uuid``) that carry that uuid. For ``Outbox._insert``."""
-    job = delivery_job(Log.browse(), job_uuid, description)  # its logs: set in SQL
+    ``Job.store()`` would, delivering (``inbound``: applying) the rows of the CTE ``logs``
+    (with ``id`` and ``job_uuid``) that carry that uuid; none when no row does (an insert
+    that skipped a conflict). For ``Outbox._insert``."""
+    job = delivery_job(Log.browse(), job_uuid, description, inbound=inbound)  # logs: in SQL
     Jobs = Log.env["queue.job"]
     values = job._store_values(create=True)
     if Jobs._log_access:
@@ -95,8 +103,8 @@ def insert_sql(Log, job_uuid, description, name):
                    )::text),
                    'api.sync.log(' || CASE count(*) WHEN 1 THEN min(logs.id) || ','
                         ELSE string_agg(logs.id::text, ', ' ORDER BY logs.id) END
-                   || ')._deliver()'
-              FROM logs WHERE logs.job_uuid = %s)""",
+                   || ')' || %s || '()'
+              FROM logs WHERE logs.job_uuid = %s HAVING count(*) > 0)""",
         SQL.identifier(name),
         SQL(", ").join(map(SQL.identifier, columns)),
         SQL(", ").join(
@@ -104,6 +112,7 @@ def insert_sql(Log, job_uuid, description, name):
             for name in columns
         ),
         Jobs._fields["records"].convert_to_column_insert(values["records"], Jobs, values),
+        f".{job.method_name}",
         job_uuid,
     )
 

@@ -17,3 +17,4 @@ from . import test_resource
 from . import test_delivery_groups
 from . import test_events_at_commit
 from . import test_queue_jobs
+from . import test_inbound
