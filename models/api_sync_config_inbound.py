@@ -214,7 +214,7 @@ class ApiSyncConfig(models.Model):
         """A new inbound URL: the old one answers 404 at once."""
         self._check_manager()
         for config in self:
-            config.sudo().inbound_token = new_token()
+            config.inbound_token = new_token()
 
     def action_generate_inbound_secret(self):
         self._check_manager()

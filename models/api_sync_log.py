@@ -263,7 +263,8 @@ class ApiSyncLog(models.Model):
 
     def _details_visible(self):
         """The logs whose payload, response and error the current user may read: all for
-        managers; otherwise those whose records (all of a batch's) the user may read."""
+        managers; otherwise those whose records (all of a batch's) the user may read, and
+        the inbound events that reached no record, of the models the user may read."""
         if self.env.su or self.env.user.has_group(MANAGER_GROUP):
             return self
         by_model = {}
@@ -278,7 +279,13 @@ class ApiSyncLog(models.Model):
             existing = Model.browse(set().union(*wanted.values())).sudo().exists()
             readable = set(Model.browse(existing.ids)._filtered_access("read").ids)
             visible |= self.browse(
-                [log.id for log, ids in wanted.items() if ids and ids <= readable]
+                [
+                    log.id
+                    for log, ids in wanted.items()
+                    # an inbound event that reached no record: why it failed is about the
+                    # data received, not about a record the user may not read
+                    if (ids and ids <= readable) or (not ids and log.direction == "inbound")
+                ]
             )
         return visible
 

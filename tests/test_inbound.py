@@ -11,6 +11,7 @@ import uuid
 from standardwebhooks import Webhook
 
 from odoo import Command, sql_db
+from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
@@ -381,6 +382,35 @@ class TestInbound(InboundCase):
         self.assertEqual(log.state, "failed")
         self.assertEqual(log.error_class, "AccessError")
         self.assertEqual(partner.name, "Guarded")
+
+    @mute_logger(LOG_MODULE)
+    def test_only_managers_see_the_settings_and_the_body_all_readers_see_why(self):
+        viewer = new_test_user(self.env, "inbound_viewer", groups="api_sync.group_api_sync_user")
+        config = self.config.with_user(viewer)
+        with self.assertRaises(AccessError):
+            config.action_rotate_inbound_token()
+        with self.assertRaises(AccessError):
+            config.read(["inbound_secret"])
+        with self.assertRaises(AccessError):
+            config.read(["inbound_token"])
+        self.send(self.event("created", "c-13", name="Why", email=["not", "text"]))
+        self.run_jobs()
+        log = self.Log.search([("direction", "=", "inbound")], limit=1).with_user(viewer)
+        self.assertEqual(log.state, "failed")
+        self.assertIn("email: expected text, got a list", log.failure_reason)
+        with self.assertRaises(AccessError):
+            log.read(["inbound_body"])
+        self.assertNotIn(SECRET, json.dumps(log.sudo().read()[0], default=str))
+
+    def test_an_inbound_event_whose_job_was_lost_is_queued_again(self):
+        self.send(self.event("created", "c-14", name="Lost"))
+        self.inbound_jobs().unlink()  # the job is gone (a crash before it ran)
+        self.Log._cron_recover_lost()
+        log = self.Log.search([("direction", "=", "inbound")], limit=1)
+        self.assertEqual(log.recovery_count, 1)
+        self.assertEqual(len(self.inbound_jobs()), 1)
+        self.run_jobs()
+        self.assertEqual((log.state, self.partner_of("c-14").name), ("done", "Lost"))
 
     def test_lines_without_inverse_are_refused_for_inbound_at_save(self):
         with self.assertRaisesRegex(Exception, "cannot be applied inbound"):
