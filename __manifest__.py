@@ -41,5 +41,6 @@
     },
     "demo": [
         "demo/api_sync_demo.xml",
+        "demo/api_sync_demo_inbound.xml",
     ],
 }
