@@ -412,6 +412,42 @@ class TestInbound(InboundCase):
         self.run_jobs()
         self.assertEqual((log.state, self.partner_of("c-14").name), ("done", "Lost"))
 
+    @mute_logger(LOG_MODULE)
+    def test_a_many2one_by_key_field_and_a_missing_one_retried(self):
+        self.env["api.sync.field.mapping"].create(
+            {
+                "config_id": self.config.id,
+                "source_path": "country_id.code",
+                "target_key": "country",
+                "transform": "string",
+                "inbound": True,
+            }
+        )
+        self.send(self.event("created", "c-15", name="Belgian", country="BE"))
+        self.run_jobs()
+        self.assertEqual(self.partner_of("c-15").country_id, self.env.ref("base.be"))
+        self.send(self.event("created", "c-16", name="Nowhere", country="QQ"))
+        self.env["queue.job"].flush_model()
+        jobs = self.inbound_jobs()
+        perform(self.env, jobs)
+        log = self.Log.search([("direction", "=", "inbound")], limit=1)
+        self.assertEqual((log.state, log.error_class), ("pending", "Retry"))
+        self.assertIn("no related record has code = 'QQ'", log.error_message)
+        self.assertTrue(log.next_retry_at)
+        self.assertEqual(len(self.inbound_jobs()), 1, "queued again, later")
+
+    def test_the_operation_from_the_http_method(self):
+        self.config.write({"inbound_operation_source": "method"})
+        self.assertEqual(
+            self.send({"data": {"id": "c-17", "name": "Patched"}}, method="PATCH").status_code, 202
+        )
+        self.run_jobs()
+        partner = self.partner_of("c-17")
+        self.assertEqual(partner.name, "Patched", "an update of an unknown object creates it")
+        self.send({"data": {"id": "c-17"}}, method="DELETE")
+        self.run_jobs()
+        self.assertFalse(partner.active)
+
     def test_lines_without_inverse_are_refused_for_inbound_at_save(self):
         with self.assertRaisesRegex(Exception, "cannot be applied inbound"):
             self.env["api.sync.field.mapping"].create(
