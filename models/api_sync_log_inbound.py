@@ -60,9 +60,12 @@ class ApiSyncLog(models.Model):
     @api.model
     def _store_inbound(self, config, event, body, method, headers):
         """Store the verified ``event`` (``engine.inbound.Event``) of ``config`` and the job
-        applying it, in one statement; returns the new event, or an empty recordset when the
-        sender's event id is known (a redelivery). Raises SerializationFailure when a
-        concurrent request stores the same id (the caller answers: retry)."""
+        applying it, in one statement (or add it to a job of the configuration not started
+        yet: a flood of events costs a job per group, not per event); returns the new event,
+        or an empty recordset when the sender's event id is known (a redelivery). Raises
+        SerializationFailure when a concurrent request stores the same id (the caller answers:
+        retry)."""
+        job_uuid = queue_jobs.open_inbound_job(self.env, config.id, config._records_per_job())
         values = self._event_values(
             config,
             event.operation,
@@ -73,9 +76,11 @@ class ApiSyncLog(models.Model):
             inbound_body=body.decode(),
             inbound_headers=json.dumps(headers, sort_keys=True),
             inbound_method=method,
-            job_uuid=str(uuid.uuid4()),
+            job_uuid=job_uuid or str(uuid.uuid4()),
         )
-        return Outbox(self.env)._insert(config, [values], skip_conflicts=True)
+        return Outbox(self.env)._insert(
+            config, [values], skip_conflicts=True, store_jobs=not job_uuid
+        )
 
     @api.model
     def _store_refused_event(self, config, error, body, method, headers):

@@ -43,12 +43,21 @@ class Inbound:
         self.job_uuid = job_uuid
         self.outbox = Outbox(self.env)
         self.deleted_names = {}  # {record id: name} of the records deleted by this job
+        self.settings = {}  # {config id: (engine Settings, inbound lines)}, read once
+        self.changed = self.logs.browse()  # events whose outcome changed: status in bulk
+        self.bound = False  # whether the event's record was found by its remote id
 
     def run(self):
-        """The recipe: claim, lock, then each event in order."""
+        """The recipe: claim, lock, then each event in order; the records' status at the
+        end, in bulk."""
         logs = self._claim()
         for log in self._lock(logs):
             self._apply(log)
+        self.changed._update_status()
+
+    def status_changed(self, log):
+        """``_surface_failure`` of an event of this job: its status is written at the end."""
+        self.changed |= log
 
     # -- claim and lock -------------------------------------------------------------------------
 
@@ -57,8 +66,14 @@ class Inbound:
             _logger.info("api_sync: job %s was taken over by recovery", self.job_uuid)
             return self.logs.browse()
         logs = self.logs.exists().filtered(lambda log: log.direction == "inbound")
-        if self.job_uuid:
-            logs = logs.filtered(lambda log: log.job_uuid == self.job_uuid)
+        if self.job_uuid:  # events stored later join a job not started yet (_store_inbound)
+            logs = logs.search(
+                [
+                    ("job_uuid", "=", self.job_uuid),
+                    ("direction", "=", "inbound"),
+                    ("state", "=", "pending"),
+                ]
+            )
         return logs
 
     def _lock(self, logs):
@@ -135,18 +150,20 @@ class Inbound:
             name = self.deleted_names.get(record.id) or record.sudo().display_name
             values.update(res_id=record.id, record_name=name)
         log.write(values)
-        log._update_status()
+        self.changed |= log
 
     def _apply_event(self, log, config):
         """``(outcome, record, unknown keys)`` of one event; raises what makes it fail (a
         ValueError from the engine, an access or validation error of the ORM) or ``Retry``."""
+        if config.id not in self.settings:
+            self.settings[config.id] = (config._inbound_settings(), config._inbound_lines())
+        settings, lines = self.settings[config.id]
         event = inbound.read_event(
-            config._inbound_settings(),
+            settings,
             log.inbound_method,
             json.loads(log.inbound_headers or "{}"),
             inbound.parse_json(log.inbound_body.encode()),
         )
-        lines = config._inbound_lines()
         Model = self.env[config.model_name].with_env(config._reader_env())
         if event.operation == "delete":  # only what finds the record matters
             lines = [dataclasses.replace(line, required=False) for line in lines]
@@ -174,7 +191,7 @@ class Inbound:
         else:
             self.outbox.applying(config, record)
             record.write(values)
-        if event.external_id:
+        if event.external_id and (action == "create" or event.timestamp or not self.bound):
             self.env["api.sync.binding"]._bind_inbound(
                 config, record.id, event.external_id, event.timestamp
             )
@@ -199,10 +216,12 @@ class Inbound:
         """The record the event is about: bound to its remote id, else matched by the key
         field (as the Integration User sees records, archived ones included)."""
         Model = Model.with_context(active_test=False)
+        self.bound = False
         if event.external_id:
             res_id = self.env["api.sync.binding"]._bound_record(config, event.external_id)
             record = Model.browse(res_id).exists() if res_id else Model.browse()
             if record:
+                self.bound = True  # to this remote id already: no binding to write
                 return record
         key = (config.inbound_key_field or "").strip()
         value = values.get(key)
@@ -223,6 +242,8 @@ class Inbound:
     def _is_stale(self, config, record, event):
         """Newest wins: an update older than the record's last synced version (sent by Odoo,
         or applied from the remote system) is skipped."""
+        if event.timestamp is None or config.inbound_stale_rule == "remote_wins":
+            return False  # nothing to compare: no query
         versions = self.env["api.sync.binding"]._versions(config, record.id)
         Status = self.env["api.sync.record.status"].sudo()
         status = Status.search([("config_id", "=", config.id), ("res_id", "=", record.id)])
@@ -289,6 +310,7 @@ class Inbound:
             }
         )
         log._enqueue(eta=eta)
+        self.changed |= log
 
     def _fail(self, log, error, attempts=None, message=None):
         """The event fails, with a reason a person understands."""
@@ -310,4 +332,4 @@ class Inbound:
                 "next_retry_at": False,
             }
         )
-        log._surface_failure()
+        log._surface_failure(self)

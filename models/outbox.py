@@ -249,11 +249,12 @@ class Outbox:
 
     # -- the events and their jobs, in one statement ---------------------------------------------
 
-    def _insert(self, config, values_list, skip_conflicts=False):
+    def _insert(self, config, values_list, skip_conflicts=False, store_jobs=True):
         """Insert the events ``values_list`` of ``config`` and one job per ``job_uuid`` they
         carry (delivering the events that carry it, or applying them for inbound events), in
         one statement; returns the events, in order. ``skip_conflicts``: an event whose unique
         keys are taken is not inserted, nor its job (the inbound URL's redeliveries).
+        ``store_jobs``: False when the jobs exist (an inbound event joining a job not started).
 
         ``create`` of a log and of its job would cost the writer two statements and the ORM's
         per-record work at every commit. This does what ``create`` does for these two models:
@@ -283,7 +284,9 @@ class Outbox:
             for values in values_list
         ]
         columns = sorted({name for row in rows for name in row})
-        job_uuids = dict.fromkeys(row["job_uuid"] for row in rows if row.get("job_uuid"))
+        job_uuids = dict.fromkeys(
+            row["job_uuid"] for row in rows if row.get("job_uuid") and store_jobs
+        )
         jobs = []
         for index, job_uuid in enumerate(job_uuids):
             group = [row for row in rows if row.get("job_uuid") == job_uuid]

@@ -16,6 +16,8 @@ releases it when the worker's connection goes, whatever killed it). Taking that 
 recovery claims a job, so a job and its recovery never both deliver.
 """
 
+import psycopg2
+
 from odoo.tools import SQL
 
 from odoo.addons.queue_job.job import Job
@@ -115,6 +117,38 @@ def insert_sql(Log, job_uuid, description, name, inbound=False):
         f".{job.method_name}",
         job_uuid,
     )
+
+
+def open_inbound_job(env, config_id, size):
+    """The uuid of a job applying inbound events of ``config_id`` that has not started and
+    applies fewer than ``size`` events, its row locked until this transaction ends: the job
+    runner waits for the lock to start it, so the job sees what this transaction adds to it.
+    None when there is none (or it is being started)."""
+    cr = env.cr
+    cr.execute(
+        """SELECT job_uuid FROM api_sync_log
+            WHERE config_id = %s AND direction = 'inbound' AND state = 'pending'
+              AND job_uuid IS NOT NULL AND COALESCE(attempt_count, 0) = 0
+            ORDER BY id DESC LIMIT 1""",
+        (config_id,),
+    )
+    row = cr.fetchone()
+    if not row:
+        return None
+    try:
+        with cr.savepoint(flush=False):
+            cr.execute(
+                """SELECT job.uuid FROM queue_job AS job
+                    WHERE job.uuid = %s AND job.state = 'pending' AND job.eta IS NULL
+                      AND (SELECT count(*) FROM api_sync_log WHERE job_uuid = job.uuid) < %s
+                      FOR UPDATE OF job SKIP LOCKED""",
+                (row[0], size),
+                log_exceptions=False,  # a job the runner started meanwhile: expected
+            )
+            found = cr.fetchone()
+    except psycopg2.errors.SerializationFailure:
+        return None
+    return found[0] if found else None
 
 
 def delay(records, description):

@@ -196,14 +196,24 @@ class TestInbound(InboundCase):
         self.assertEqual(self.send(payload, msg_id="msg_same").status_code, 200)
 
     def test_events_of_one_object_apply_in_order_and_stale_ones_are_skipped(self):
-        # received in order, applied by one job in order (the later job finds nothing left)
+        # events stored while their job has not started join it: one job applies both
+        self.send(self.event("created", "c-0", name="first"))
+        self.send(self.event("updated", "c-0", name="second"))
+        self.assertEqual(len(self.inbound_jobs()), 1)
+        self.run_jobs()
+        self.assertEqual(self.partner_of("c-0").name, "second")
+        # in two jobs, the newer one first: it applies the older event of the object first
         self.send(self.event("created", "c-3", "2026-01-01T10:00:00Z", name="v1"))
+        self.inbound_jobs().eta = datetime.datetime(2099, 1, 1)  # waiting: not joined
         self.send(self.event("updated", "c-3", "2026-01-01T10:05:00Z", name="v2"))
         jobs = self.inbound_jobs()
         self.assertEqual(len(jobs), 2)
-        Job.load(self.env, jobs[1].uuid).perform()  # the newer job first: applies both
+        Job.load(self.env, jobs[1].uuid).perform()
         partner = self.partner_of("c-3")
         self.assertEqual(partner.name, "v2")
+        self.assertEqual(
+            set(self.Log.search([("remote_id", "=", "c-3")]).mapped("state")), {"done"}
+        )
         # out of order: an update sent before the last one applied arrives late
         self.send(self.event("updated", "c-3", "2026-01-01T10:03:00Z", name="late"))
         self.run_jobs()
