@@ -13,7 +13,6 @@ webhook route (``/web/hook/<uuid>``) is: a single database, or the one ``dbfilte
 """
 
 import hmac
-import logging
 import time
 
 import psycopg2
@@ -23,8 +22,6 @@ from odoo.http import request
 
 from ..engine import inbound
 from ..models.api_sync_config_inbound import INBOUND_SETTINGS_FIELDS
-
-_logger = logging.getLogger(__name__)
 
 SLOT_LOCK_CLASS = 1634759561  # advisory lock namespace of the inbound slots ("apsi")
 MAX_SLOTS = 64
