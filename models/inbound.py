@@ -46,6 +46,7 @@ class Inbound:
         self.settings = {}  # {config id: (engine Settings, inbound lines)}, read once
         self.changed = self.logs.browse()  # events whose outcome changed: status in bulk
         self.bound = False  # whether the event's record was found by its remote id
+        self.found = None  # the record the event is about, once found (shown if it fails)
 
     def run(self):
         """The recipe: claim, lock, then each event in order; the records' status at the
@@ -122,6 +123,7 @@ class Inbound:
     def _apply(self, log):
         """Apply one event in a savepoint; its outcome (or why it failed) on its log."""
         config = log.config_id.sudo()
+        self.found = None
         try:
             with self.env.cr.savepoint():
                 outcome, record, unknown = self._apply_event(log, config)
@@ -222,6 +224,7 @@ class Inbound:
             record = Model.browse(res_id).exists() if res_id else Model.browse()
             if record:
                 self.bound = True  # to this remote id already: no binding to write
+                self.found = record
                 return record
         key = (config.inbound_key_field or "").strip()
         value = values.get(key)
@@ -236,6 +239,7 @@ class Inbound:
                         value=value,
                     )
                 )
+            self.found = found or None
             return found
         return Model.browse()
 
@@ -322,14 +326,16 @@ class Inbound:
                     "is not allowed (%(detail)s).",
                     detail=(error.diag.message_primary or "").strip(),
                 )
-        log.write(
-            {
-                "state": "failed",
-                "attempt_count": attempts or log.attempt_count + 1,
-                "last_attempt_at": fields.Datetime.now(),
-                "error_class": type(error).__name__,
-                "error_message": message,
-                "next_retry_at": False,
-            }
-        )
+        values = {
+            "state": "failed",
+            "attempt_count": attempts or log.attempt_count + 1,
+            "last_attempt_at": fields.Datetime.now(),
+            "error_class": type(error).__name__,
+            "error_message": message,
+            "next_retry_at": False,
+        }
+        record = self.found and self.found.sudo().exists()
+        if record and not log.res_id:  # its chatter and status button show the failure
+            values.update(res_id=record.id, record_name=record.display_name)
+        log.write(values)
         log._surface_failure(self)

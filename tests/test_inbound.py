@@ -392,6 +392,10 @@ class TestInbound(InboundCase):
         self.assertEqual(log.state, "failed")
         self.assertEqual(log.error_class, "AccessError")
         self.assertEqual(partner.name, "Guarded")
+        # shown where the record stands: its status button and its chatter
+        status = self.env["api.sync.record.status"].get_status_summary("res.partner", partner.id)
+        self.assertEqual(status["state"], "failed")
+        self.assertIn("was not applied", partner.message_ids[:1].body)
 
     @mute_logger(LOG_MODULE)
     def test_only_managers_see_the_settings_and_the_body_all_readers_see_why(self):
