@@ -45,5 +45,6 @@
     },
     "demo": [
         "demo/api_sync_demo.xml",
+        "demo/api_sync_demo_inbound.xml",
     ],
 }

@@ -37,7 +37,9 @@ SIZES = {
     "scale_huge": (1_000_000, 200_000),  # part 5 with --large only
     "scrape_logs": (100_000, 20_000),  # part 5: logs in the database when /api_sync/metrics is read
     "scrape_logs_huge": (1_000_000, 200_000),  # the same with --large
+    "inbound_n": (1_000, 200),  # part 6, inbound events (and bare writes) per round
 }
+INBOUND_CLIENTS = 2  # part 6: concurrent senders (the server has 2 workers)
 WRITE_BLOCK = 100  # parts 1 and 2: calls per setup before the next setup takes its turn
 BATCH_SIZE = 100  # part 4
 SCALE_BATCH_SIZE = 500  # part 5
@@ -859,6 +861,152 @@ class Bench:
             "naive_payloads_equal": same,
         }
 
+    # -- part 6: inbound sync ---------------------------------------------------------------
+
+    def _post_all(self, requests_to_send):
+        """Post ``(url, body, headers, cookies)`` from INBOUND_CLIENTS threads, each over one
+        keep-alive session; seconds for all, and the statuses."""
+        import requests  # noqa: PLC0415
+
+        statuses, lock = {}, threading.Lock()
+
+        def client(part):
+            with requests.Session() as session:
+                for url, body, headers, cookies in part:
+                    status = session.post(
+                        url, data=body, headers=headers, cookies=cookies, timeout=30
+                    ).status_code
+                    with lock:
+                        statuses[status] = statuses.get(status, 0) + 1
+
+        threads = [
+            threading.Thread(target=client, args=(requests_to_send[i::INBOUND_CLIENTS],))
+            for i in range(INBOUND_CLIENTS)
+        ]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started, statuses
+
+    def part_inbound(self, fast):
+        """Inbound events per second accepted by the inbound URL (202: verified, stored, job
+        queued) and applied by the jobs (the record written as the Integration User, bound),
+        each as a ratio to a bare Odoo JSON route (``/web/dataset/call_kw``, a logged-in
+        session) doing the same ``write`` of the same contacts, with as many clients."""
+        import requests  # noqa: PLC0415
+
+        sys.path.insert(0, REPO)
+        from engine import wire  # noqa: PLC0415
+
+        rounds, count = self.size("rounds"), self.size("inbound_n")
+        ids = self.contact_ids("b-small", count)
+        secret = _secret()
+        with self.cursor() as cr:
+            env = self.env(cr, self.odoo.SUPERUSER_ID)
+            env["api.sync.config"].search([]).active = False
+            config = self.make_config(
+                env, "bench inbound", fast.url, [("name", "name", "raw"), ("email", "email", "raw")]
+            )
+            config.mapping_ids.inbound = True
+            config.write(
+                {
+                    "inbound_enabled": True,
+                    "inbound_secret": secret,
+                    "inbound_root_key": "data",
+                    "inbound_external_id_path": "data.id",
+                    "inbound_allow_create": False,
+                }
+            )
+            for res_id in ids:
+                env["api.sync.binding"]._bind_inbound(config, res_id, f"r-{res_id}", None)
+            cr.commit()
+            config_id, token = config.id, config.inbound_token
+        base = f"http://127.0.0.1:{self._conf_value('http_port')}"
+        inbound_url = f"{base}/api_sync/inbound/{token}"
+        with requests.Session() as session:
+            session.post(
+                f"{base}/web/session/authenticate",
+                json={"params": {"db": self.args.db, "login": "admin", "password": "admin"}},
+                timeout=30,
+            ).raise_for_status()
+            cookies = session.cookies.get_dict()
+
+        def signed(round_no, res_id):
+            event_id = f"bench-{round_no}-{res_id}-{time.time_ns()}"
+            body = wire.encode(
+                {
+                    "type": "contact.updated",
+                    "data": {"id": f"r-{res_id}", "name": f"In {round_no} {res_id}"},
+                }
+            )
+            now = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "webhook-id": event_id,
+                "webhook-timestamp": str(now),
+                "webhook-signature": wire.sign(secret, event_id, now, body),
+            }
+            return inbound_url, body, headers, None
+
+        def bare(round_no, res_id):
+            body = json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "call",
+                    "params": {
+                        "model": "res.partner",
+                        "method": "write",
+                        "args": [[res_id], {"name": f"Bare {round_no} {res_id}"}],
+                        "kwargs": {},
+                    },
+                }
+            )
+            headers = {"Content-Type": "application/json"}
+            return f"{base}/web/dataset/call_kw", body, headers, cookies
+
+        self._post_all([signed(0, res_id) for res_id in ids[:20]])  # warm-up
+        self._post_all([bare(0, res_id) for res_id in ids[:20]])
+        runs = {"accepted": [], "applied": [], "bare": []}
+        for round_no in range(1, rounds + 1):
+            steps = ["inbound", "bare"] if round_no % 2 else ["bare", "inbound"]
+            for step in steps:
+                if step == "bare":
+                    seconds, statuses = self._post_all([bare(round_no, i) for i in ids])
+                    runs["bare"].append(count / seconds)
+                    continue
+                seconds, statuses = self._post_all([signed(round_no, i) for i in ids])
+                if statuses != {202: count}:
+                    raise RuntimeError(f"inbound requests answered {statuses}")
+                with self.cursor() as cr:
+                    cr.execute(
+                        "SELECT id, create_date FROM api_sync_log WHERE config_id = %s "
+                        "AND sender_event_id LIKE %s",
+                        (config_id, f"bench-{round_no}-%"),
+                    )
+                    log_ids = [row[0] for row in cr.fetchall()]
+                elapsed, states = self._wait_logs(log_ids)
+                if set(states) != {"done"}:
+                    raise RuntimeError(f"inbound events not all applied: {states}")
+                runs["accepted"].append(count / seconds)
+                runs["applied"].append(count / (seconds + elapsed))
+            log(
+                f"inbound round {round_no}/{rounds}: {count} events accepted at "
+                f"{runs['accepted'][-1]:.0f}/s, applied at {runs['applied'][-1]:.0f}/s "
+                f"(from the first request); bare call_kw write {runs['bare'][-1]:.0f}/s"
+            )
+        med = {name: median(values) for name, values in runs.items()}
+        self.results["inbound_accepted_vs_bare_ratio"] = ratio(med["accepted"], med["bare"])
+        self.results["inbound_applied_vs_bare_ratio"] = ratio(med["applied"], med["bare"])
+        self.details["inbound"] = {
+            "rounds": rounds,
+            "events": count,
+            "clients": INBOUND_CLIENTS,
+            "median_per_s": med,
+            "per_s": runs,
+        }
+
     # -- parts 4 and 5: the server ---------------------------------------------------------
 
     def start_server(self):
@@ -1457,7 +1605,7 @@ def print_table(results):
 def main():
     parser = command_arguments(__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--parts", default="1,2,3,4,5")
+    parser.add_argument("--parts", default="1,2,3,4,5,6")
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--child-full-sync", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -1490,12 +1638,13 @@ def main():
                 bench.details.setdefault("part_seconds", {})[name] = round(
                     time.perf_counter() - part_started, 1
                 )
-        if {"4", "5", "scrape"} & parts:
+        if {"4", "5", "6", "scrape"} & parts:
             bench.start_server()
             for wanted, name, step in [
                 ({"4"}, "throughput", lambda: bench.part_throughput(fast)),
                 ({"5"}, "scaling", lambda: bench.part_scaling(fast)),
                 ({"5", "scrape"}, "metrics scrape", bench.part_metrics_scrape),
+                ({"6"}, "inbound", lambda: bench.part_inbound(fast)),
             ]:
                 if wanted & parts:
                     part_started = time.perf_counter()

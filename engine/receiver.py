@@ -4,7 +4,11 @@ It records every request, answers with scripted responses (status, headers, dela
 reply a ``policy`` picks (fault injection: errors, slow answers; :class:`RestResources`, a small
 in-memory REST API), else 200, and, given a signing secret, verifies Standard Webhooks signatures.
 Run it as a program for the demo: ``python -m engine.receiver --port 8075 --secret whsec_...``
-prints each event it receives and serves ``/resources/<collection>[/<id>]``.
+prints each event it receives and serves ``/resources/<collection>[/<id>]``. Given an inbound
+URL and secret (``--inbound-url``, ``--inbound-secret``: two-way sync),
+``POST /demo/change/<collection>/<id>`` with a JSON object changes that resource as the remote
+system would and sends the change back to Odoo, signed (``send_signed``), e.g.
+``curl -d '{"name": "Ada L."}' http://127.0.0.1:8075/demo/change/contacts/con_1001``.
 """
 
 # pylint: disable=print-used  # printing received events is what the demo receiver is for
@@ -12,10 +16,14 @@ prints each event it receives and serves ``/resources/<collection>[/<id>]``.
 import argparse
 import collections
 import contextlib
+import datetime
 import itertools
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -55,13 +63,18 @@ class RestResources:
     receiver's lock.
     """
 
-    def __init__(self, prefix="/resources/"):
+    CHANGE_PREFIX = "/demo/change/"
+
+    def __init__(self, prefix="/resources/", notify=None):
         self.prefix = prefix
+        self.notify = notify  # callable(event document), given a change to send back
         self.collections = collections.defaultdict(dict)  # name -> {id: object}
         self._numbers = itertools.count(1001)
 
     def __call__(self, request):
         path = request.path.split("?", 1)[0]
+        if path.startswith(self.CHANGE_PREFIX):
+            return self._change(request, path[len(self.CHANGE_PREFIX) :])
         if not path.startswith(self.prefix):
             return None
         name, _slash, resource_id = path[len(self.prefix) :].strip("/").partition("/")
@@ -96,6 +109,32 @@ class RestResources:
         items[resource_id] = {**base, **body, "id": resource_id}
         return _json_reply(200, items[resource_id])
 
+    def _change(self, request, where):
+        """A change made on the remote side: ``POST /demo/change/<collection>/<id>`` merges the
+        JSON object into the resource (``DELETE`` removes it) and sends the event back
+        (``<singular>.updated`` or ``.deleted``, with the object and its ``updated_at``)."""
+        name, _slash, resource_id = where.strip("/").partition("/")
+        items = self.collections[name]
+        if self.notify is None:
+            return _json_reply(404, {"error": "no inbound URL to send changes back to"})
+        if resource_id not in items:
+            return _json_reply(404, {"error": f"no {name} {resource_id}"})
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:-6]
+        if request.method == "DELETE":
+            data, kind = {"id": resource_id, "updated_at": now + "Z"}, "deleted"
+            del items[resource_id]
+        else:
+            body = self._object(request)
+            if body is None:
+                return _json_reply(400, {"error": "the body is not a JSON object"})
+            items[resource_id] = {**items[resource_id], **body, "id": resource_id}
+            data, kind = {**items[resource_id], "updated_at": now + "Z"}, "updated"
+        event_id = f"msg_{uuid.uuid4().hex}"
+        document = {"type": f"{name.rstrip('s')}.{kind}", "data": data}
+        # sent from a thread of its own: Odoo may be delivering to this receiver meanwhile
+        threading.Thread(target=self.notify, args=(document, event_id), daemon=True).start()
+        return _json_reply(202, {"event_id": event_id, "sent": document})
+
     @staticmethod
     def _object(request):
         try:
@@ -103,6 +142,32 @@ class RestResources:
         except ValueError:
             return None
         return body if isinstance(body, dict) else None
+
+
+def send_signed(url, secret, document, event_id=None, timeout=10):
+    """POST ``document`` to ``url`` signed as a Standard Webhooks sender (``secret``:
+    ``whsec_...``); returns ``(status, answer text)`` (status 0: no answer)."""
+    body = wire.encode(document)
+    event_id = event_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = int(time.time())
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "webhook-id": event_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": wire.sign(secret, event_id, timestamp, body),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except OSError as exc:
+        return 0, str(exc)
 
 
 def _json_reply(status, body, headers=None):
@@ -234,8 +299,21 @@ def main():
     parser.add_argument("--port", type=int, default=8075)
     parser.add_argument("--secret", help="whsec_... secret to verify signatures with")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before answering")
+    parser.add_argument("--inbound-url", help="Odoo's inbound URL, to send changes back to")
+    parser.add_argument("--inbound-secret", help="whsec_... secret to sign them with")
     args = parser.parse_args()
-    resources = RestResources()
+    notify = None
+    if args.inbound_url and args.inbound_secret:
+
+        def notify(document, event_id):
+            status, answer = send_signed(args.inbound_url, args.inbound_secret, document, event_id)
+            print(
+                f"[receiver] sent {document['type']} {document['data'].get('id')} back to Odoo "
+                f"(event {event_id}) -> {status} {answer}",
+                flush=True,
+            )
+
+    resources = RestResources(notify=notify)
     with Receiver(
         args.port, args.secret, args.delay, echo=True, keep=False, policy=resources
     ) as receiver:
@@ -244,6 +322,12 @@ def main():
             f"{receiver.url}{resources.prefix})",
             flush=True,
         )
+        if notify:
+            print(
+                f"[receiver] two-way: POST {receiver.url}{resources.CHANGE_PREFIX}"
+                "<collection>/<id> with a JSON object changes it and sends it back to Odoo",
+                flush=True,
+            )
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
 

@@ -19,3 +19,5 @@ from . import api_sync_config_resource
 from . import api_sync_binding
 from . import api_sync_request_header
 from . import res_config_settings
+from . import api_sync_config_inbound
+from . import api_sync_log_inbound

@@ -5,6 +5,8 @@ committed at once (a delivery sees the binding an earlier one made, even after i
 transaction began; a create whose response arrived is never sent again as a create, whatever
 becomes of the delivery's transaction)."""
 
+import contextlib
+
 from odoo import api, fields, models
 
 from . import compat
@@ -26,6 +28,9 @@ class ApiSyncBinding(models.Model):
     )
     synced_version = fields.Datetime(help="The record's update time carried by the last delivery.")
     synced_at = fields.Datetime(help="When the last delivery succeeded.")
+    remote_version = fields.Datetime(
+        help="Inbound sync: the remote change time of the last event applied to the record."
+    )
 
     _record_unique = compat.unique(
         "config_id, res_id", "A record has one external id per configuration."
@@ -88,25 +93,75 @@ class ApiSyncBinding(models.Model):
                           synced_version = EXCLUDED.synced_version,
                           synced_at = EXCLUDED.synced_at,
                           write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
-                {
-                    "config": config.id,
-                    "company": config.company_id.id or None,
-                    "model": config.model_name,
-                    "res_id": res_id,
-                    "external_id": external_id,
-                    "version": version or None,
-                    "uid": self.env.uid,
-                },
+                self._row_values(config, res_id, external_id, version),
             )
         self.invalidate_model()
 
     @api.model
-    def _unbind(self, config, res_id):
+    def _row_values(self, config, res_id, external_id, version):
+        """The parameters of a binding's upsert."""
+        return {
+            "config": config.id,
+            "company": config.company_id.id or None,
+            "model": config.model_name,
+            "res_id": res_id,
+            "external_id": external_id,
+            "version": version or None,
+            "uid": self.env.uid,
+        }
+
+    @api.model
+    def _unbind(self, config, res_id, here=False):
         """Forget the external id of the record ``res_id`` with ``config`` (committed at
-        once)."""
-        with own_transaction(self.env) as cr:
+        once; ``here``: in the current transaction, the inbound side deleting the record)."""
+        with contextlib.nullcontext(self.env.cr) if here else own_transaction(self.env) as cr:
             cr.execute(
                 "DELETE FROM api_sync_binding WHERE config_id = %s AND res_id = %s",
                 (config.id, res_id),
             )
+        self.invalidate_model()
+
+    # -- the inbound side, in the applying job's transaction ----------------------------------
+
+    @api.model
+    def _bound_record(self, config, external_id):
+        """The id of the record bound to ``external_id`` with ``config`` (or None)."""
+        self.flush_model()
+        self.env.cr.execute(
+            """SELECT res_id FROM api_sync_binding WHERE config_id = %s AND external_id = %s
+                ORDER BY id LIMIT 1""",
+            (config.id, external_id),
+        )
+        row = self.env.cr.fetchone()
+        return row[0] if row else None
+
+    @api.model
+    def _versions(self, config, res_id):
+        """``[synced version, remote version]`` of the record's binding (Nones without)."""
+        self.flush_model()
+        self.env.cr.execute(
+            """SELECT synced_version, remote_version FROM api_sync_binding
+                WHERE config_id = %s AND res_id = %s""",
+            (config.id, res_id),
+        )
+        return list(self.env.cr.fetchone() or (None, None))
+
+    @api.model
+    def _bind_inbound(self, config, res_id, external_id, remote_version):
+        """Bind the record ``res_id`` to ``external_id`` in this transaction (the event that
+        created or changed it commits with it); keeps the newest remote version."""
+        config = config.sudo()
+        self.env.cr.execute(
+            """INSERT INTO api_sync_binding AS b
+                   (config_id, company_id, res_model, res_id, external_id, remote_version,
+                    create_uid, create_date, write_uid, write_date)
+               VALUES (%(config)s, %(company)s, %(model)s, %(res_id)s, %(external_id)s,
+                       %(version)s, %(uid)s, now() AT TIME ZONE 'UTC', %(uid)s,
+                       now() AT TIME ZONE 'UTC')
+               ON CONFLICT (config_id, res_id) DO UPDATE
+                  SET external_id = EXCLUDED.external_id,
+                      remote_version = GREATEST(b.remote_version, EXCLUDED.remote_version),
+                      write_uid = EXCLUDED.write_uid, write_date = EXCLUDED.write_date""",
+            self._row_values(config, res_id, external_id, remote_version),
+        )
         self.invalidate_model()

@@ -256,6 +256,7 @@ class ApiSyncConfig(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        self._inbound_defaults(vals_list)
         configs = super().create(vals_list)
         # even when the check fails: the caches filled meanwhile are then emptied at rollback
         self._invalidate_caches(views=True)
@@ -269,6 +270,7 @@ class ApiSyncConfig(models.Model):
         self._check_can_change(vals)
         if "signing_secret" in vals:
             self._keep_previous_secret(vals["signing_secret"])
+        self._inbound_prepare(vals)
         if vals.get("integration_user_id"):
             self.filtered(
                 lambda config: config.sudo().integration_user_id.id != vals["integration_user_id"]

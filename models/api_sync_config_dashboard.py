@@ -27,6 +27,49 @@ class ApiSyncConfig(models.Model):
     health_p50_7d = fields.Integer(string="p50 7 days (ms)", compute="_compute_health")
     health_p95_7d = fields.Integer(string="p95 7 days (ms)", compute="_compute_health")
 
+    inbound_received_24h = fields.Integer(
+        string="Inbound Received 24 h", compute="_compute_inbound_figures"
+    )
+    inbound_applied_24h = fields.Integer(
+        string="Inbound Applied 24 h", compute="_compute_inbound_figures"
+    )
+    inbound_failed = fields.Integer(
+        compute="_compute_inbound_figures",
+        help="Inbound events that failed (until retried or cancelled).",
+    )
+    inbound_pending = fields.Integer(compute="_compute_inbound_figures")
+
+    @api.depends("log_ids.state")
+    def _compute_inbound_figures(self):
+        """Inbound events: received and applied in the last 24 hours, failed, pending."""
+        figures = {}
+        if self.ids:
+            self.env["api.sync.log"].flush_model()
+            self.env.cr.execute(
+                """SELECT config_id,
+                          count(*) FILTER (WHERE day),
+                          count(*) FILTER (WHERE day AND state = 'done'),
+                          count(*) FILTER (WHERE state = 'failed'),
+                          count(*) FILTER (WHERE state = 'pending')
+                     FROM (SELECT config_id, state,
+                                  create_date > now() AT TIME ZONE 'UTC' - interval '1 day' AS day
+                             FROM api_sync_log
+                            WHERE config_id = ANY(%s) AND direction = 'inbound'
+                              AND (state IN ('failed', 'pending')
+                                   OR create_date > now() AT TIME ZONE 'UTC' - interval '1 day')
+                          ) AS l
+                    GROUP BY config_id""",
+                (self.ids,),
+            )
+            figures = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+        for config in self:
+            (
+                config.inbound_received_24h,
+                config.inbound_applied_24h,
+                config.inbound_failed,
+                config.inbound_pending,
+            ) = figures.get(config.id, (0, 0, 0, 0))
+
     @api.depends("log_ids.state")
     def _compute_health(self):
         """One query for all the configurations shown: events finished (done or failed) in the
@@ -37,7 +80,8 @@ class ApiSyncConfig(models.Model):
             self.env.cr.execute(
                 """WITH last AS (
                        SELECT config_id, max(done_at) AS done_at FROM api_sync_log
-                        WHERE config_id = ANY(%(ids)s) GROUP BY config_id)
+                        WHERE config_id = ANY(%(ids)s) AND direction = 'outbound'
+                        GROUP BY config_id)
                    SELECT l.config_id,
                           count(*) FILTER (WHERE l.state = 'pending'),
                           max(last.done_at),
@@ -60,7 +104,7 @@ class ApiSyncConfig(models.Model):
                                      AS day,
                                   COALESCE(response_status, 0) > 0 AS answered
                              FROM api_sync_log
-                            WHERE config_id = ANY(%(ids)s)
+                            WHERE config_id = ANY(%(ids)s) AND direction = 'outbound'
                               AND (state = 'pending'
                                    OR create_date > now() AT TIME ZONE 'UTC' - interval '7 days'
                                    OR last_attempt_at > now() AT TIME ZONE 'UTC'

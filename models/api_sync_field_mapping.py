@@ -78,6 +78,17 @@ class ApiSyncFieldMapping(models.Model):
         'parses (42, true, "text", {"a": 1}), otherwise as plain text.',
     )
     required = fields.Boolean(help="Refuse to send a record whose value is empty.")
+    inbound = fields.Boolean(
+        help="Two-way sync: write this field from the target key of the events the remote "
+        "system sends to the inbound URL, through the inverse of the transform.",
+    )
+    inbound_id_config_id = fields.Many2one(
+        "api.sync.config",
+        string="External IDs Of",
+        ondelete="set null",
+        help="Inbound many2one by id: the configuration whose external ids the remote system "
+        "sends for the related record (its External IDs find it).",
+    )
 
     @api.depends("config_id.model_name", "parent_line_id.model_name", "parent_line_id.source_path")
     def _compute_model_name(self):
@@ -249,6 +260,22 @@ class ApiSyncFieldMapping(models.Model):
                         error=exc,
                     )
                 ) from None
+
+    @api.constrains("inbound", "inbound_id_config_id", "transform", "source_path", "parent_line_id")
+    def _check_inbound(self):
+        """Lines applied inbound need an inverse (checked with all the configuration's)."""
+        for line in self.filtered("inbound"):
+            if line.parent_line_id:
+                raise ValidationError(
+                    self.env._(
+                        "Mapping line %(key)r: the Line Fields of a Lines line are not written "
+                        "back inbound.",
+                        key=line.target_key,
+                    )
+                )
+        self.config_id.filtered(
+            lambda config: config.mapping_ids.filtered("inbound")
+        )._check_inbound()
 
     def _with_descendants(self):
         """These lines and the fields of their Lines, at any depth."""

@@ -1,4 +1,5 @@
-"""One outbound event of a configuration and what happened to it, attempt after attempt."""
+"""One event of a configuration and what happened to it: an outbound one, attempt after
+attempt, or an inbound one (what a remote system sent, see ``api_sync_log_inbound``)."""
 
 import contextlib
 import json
@@ -23,6 +24,7 @@ from .delivery import Delivery
 _logger = logging.getLogger(__name__)
 
 REFRESH_KEY = "api_sync.refresh"
+DIRECTIONS = [("outbound", "Outbound"), ("inbound", "Inbound")]
 LOG_STATES = [
     ("pending", "Pending"),
     ("done", "Done"),
@@ -83,6 +85,13 @@ class ApiSyncLog(models.Model):
 
     config_id = fields.Many2one(
         "api.sync.config", string="Configuration", required=True, ondelete="cascade", index=True
+    )
+    direction = fields.Selection(
+        DIRECTIONS,
+        required=True,
+        default="outbound",
+        help="Outbound: a change of Odoo sent to the endpoint. Inbound: a change the remote "
+        "system sent to the configuration's inbound URL, applied to Odoo.",
     )
     company_id = fields.Many2one(related="config_id.company_id", store=True, precompute=True)
     res_model = fields.Char(string="Model", index=True)
@@ -254,7 +263,8 @@ class ApiSyncLog(models.Model):
 
     def _details_visible(self):
         """The logs whose payload, response and error the current user may read: all for
-        managers; otherwise those whose records (all of a batch's) the user may read."""
+        managers; otherwise those whose records (all of a batch's) the user may read, and
+        the inbound events that reached no record, of the models the user may read."""
         if self.env.su or self.env.user.has_group(MANAGER_GROUP):
             return self
         by_model = {}
@@ -269,7 +279,13 @@ class ApiSyncLog(models.Model):
             existing = Model.browse(set().union(*wanted.values())).sudo().exists()
             readable = set(Model.browse(existing.ids)._filtered_access("read").ids)
             visible |= self.browse(
-                [log.id for log, ids in wanted.items() if ids and ids <= readable]
+                [
+                    log.id
+                    for log, ids in wanted.items()
+                    # an inbound event that reached no record: why it failed is about the
+                    # data received, not about a record the user may not read
+                    if (ids and ids <= readable) or (not ids and log.direction == "inbound")
+                ]
             )
         return visible
 
@@ -279,7 +295,9 @@ class ApiSyncLog(models.Model):
         """Queue the delivery of these logs, in the current transaction."""
         if not self:
             return
-        for group in self._job_groups():
+        inbound = self.filtered(lambda log: log.direction == "inbound")
+        inbound._enqueue_inbound(eta)
+        for group in (self - inbound)._job_groups():
             job_uuid = str(uuid.uuid4())
             group.job_uuid = job_uuid
             group._store_job(job_uuid, eta)
@@ -338,6 +356,7 @@ class ApiSyncLog(models.Model):
                 ("config_id", "in", events.config_id.ids),
                 ("res_id", "in", list({key[1] for key in newest})),
                 ("state", "=", "pending"),
+                ("direction", "=", "outbound"),
                 ("id", "<", max(newest.values())),
             ]
         )
@@ -388,7 +407,9 @@ class ApiSyncLog(models.Model):
 
     def _post_failure_message(self):
         """Tell the record's followers, when the record has a chatter and still exists."""
-        if self.operation in ("batch", "delete") or self.res_model not in self.env:
+        if self.operation in ("batch", "delete") and self.direction == "outbound":
+            return
+        if not self.res_id or self.res_model not in self.env:
             return
         record = self.env[self.res_model].browse(self.res_id).exists()
         if not record or not hasattr(record, "message_post"):
@@ -397,23 +418,27 @@ class ApiSyncLog(models.Model):
             self.id,
             self.env._("Open the sync log"),
         )
+        if self.direction == "inbound":
+            text = self.env._(
+                "A change from %(config)s was not applied: %(reason)s.",
+                config=self.config_id.name,
+                reason=self._failure_reason(),
+            )
+        elif self.attempt_count > 1:
+            text = self.env._(
+                "Not synced to %(config)s after %(attempts)s attempt(s): %(reason)s.",
+                config=self.config_id.name,
+                attempts=self.attempt_count,
+                reason=self._failure_reason(),
+            )
+        else:
+            text = self.env._(
+                "Not synced to %(config)s: %(reason)s.",
+                config=self.config_id.name,
+                reason=self._failure_reason(),
+            )
         record.message_post(
-            body=Markup("%s %s")
-            % (
-                self.env._(
-                    "Not synced to %(config)s after %(attempts)s attempt(s): %(reason)s.",
-                    config=self.config_id.name,
-                    attempts=self.attempt_count,
-                    reason=self._failure_reason(),
-                )
-                if self.attempt_count > 1
-                else self.env._(
-                    "Not synced to %(config)s: %(reason)s.",
-                    config=self.config_id.name,
-                    reason=self._failure_reason(),
-                ),
-                link,
-            ),
+            body=Markup("%s %s") % (text, link),
             author_id=self.env.ref("base.partner_root").id,
             message_type="notification",
             subtype_xmlid="mail.mt_note",

@@ -9,10 +9,15 @@ captured now. Queuing keeps what the configuration may send (domain, company, wh
 Integration User may read), folds an update into the record's event not sent yet, and inserts
 the events with their jobs in one statement (``_insert``, ``queue_jobs.insert_sql``).
 
-What the transaction holds lives in ``cr.precommit.data``: the noted changes, and the records
-noted that still exist (``Base.unlink`` forgets them), which a configuration without a domain
-sends with no query. A record deleted in the same transaction by the database alone (a cascade,
-no ``unlink``) gets an event that its delivery cancels (RecordDeleted).
+No echo: the inbound side marks the records it writes for a configuration (``applying``); their
+changes are not sent back to that configuration, in this transaction only (both trigger modes go
+through ``note`` and ``queue``), and still are to the records' other configurations.
+
+What the transaction holds lives in ``cr.precommit.data``: the noted changes, the records the
+inbound side writes, and the records noted that still exist (``Base.unlink`` forgets them),
+which a configuration without a domain sends with no query. A record deleted in the same
+transaction by the database alone (a cascade, no ``unlink``) gets an event that its delivery
+cancels (RecordDeleted).
 """
 
 import uuid
@@ -31,6 +36,7 @@ from .mapper import Mapper
 
 PENDING_KEY = "api_sync.pending"  # {(config id, record id): [operation, changed fields]}
 NOTED_KEY = "api_sync.noted"  # {(model name, record id)} noted and not unlinked since
+APPLIED_KEY = "api_sync.applied"  # {(config id, record id)} written by the inbound side
 
 
 class Outbox:
@@ -47,6 +53,7 @@ class Outbox:
         self.data.setdefault(NOTED_KEY, set()).update(
             (records._name, record_id) for record_id in records.ids
         )
+        records = self._not_applied(config, records)
         pending = self.data.get(PENDING_KEY)
         if pending is None:
             pending = self.data[PENDING_KEY] = {}
@@ -70,6 +77,24 @@ class Outbox:
         if noted and records:
             noted.difference_update((records._name, record_id) for record_id in records.ids)
 
+    def applying(self, config, records):
+        """The inbound side of ``config`` writes ``records`` in this transaction: what they
+        send is not sent back to ``config`` (it would loop), whatever triggers it (listener,
+        rules, deletions); their other configurations get their events, and the next
+        transaction sends as usual."""
+        self.data.setdefault(APPLIED_KEY, set()).update(
+            (config.id, record_id) for record_id in records.ids
+        )
+
+    def _not_applied(self, config, records):
+        """``records`` but those the inbound side of ``config`` writes in this transaction."""
+        applied = self.data.get(APPLIED_KEY)
+        if not applied:
+            return records
+        return records.browse(
+            [record_id for record_id in records.ids if (config.id, record_id) not in applied]
+        )
+
     def all_noted(self, records):
         """Whether every one of ``records`` was noted in this transaction (and still exists)."""
         noted = self.data.get(NOTED_KEY)
@@ -83,6 +108,7 @@ class Outbox:
         because the Integration User cannot read their record, included)."""
         config.ensure_one()
         Log = self.env["api.sync.log"].sudo()
+        records = self._not_applied(config, records)
         records, unreadable = Mapper(config).split_readable(config._records_to_send(records))
         skipped = self._not_readable(config, unreadable, operation)
         if not records:
@@ -156,6 +182,7 @@ class Outbox:
                     ("config_id", "=", config.id),
                     ("res_id", "in", records.ids),
                     ("state", "=", "pending"),
+                    ("direction", "=", "outbound"),
                     ("attempt_count", "=", 0),
                     ("request_body", "=", False),
                     ("operation", "in", ("create", "update")),
@@ -223,10 +250,12 @@ class Outbox:
 
     # -- the events and their jobs, in one statement ---------------------------------------------
 
-    def _insert(self, config, values_list):
+    def _insert(self, config, values_list, skip_conflicts=False, store_jobs=True):
         """Insert the events ``values_list`` of ``config`` and one job per ``job_uuid`` they
-        carry (delivering the events that carry it), in one statement; returns the events, in
-        order.
+        carry (delivering the events that carry it, or applying them for inbound events), in
+        one statement; returns the events, in order. ``skip_conflicts``: an event whose unique
+        keys are taken is not inserted, nor its job (the inbound URL's redeliveries).
+        ``store_jobs``: False when the jobs exist (an inbound event joining a job not started).
 
         ``create`` of a log and of its job would cost the writer two statements and the ORM's
         per-record work at every commit. This does what ``create`` does for these two models:
@@ -256,18 +285,24 @@ class Outbox:
             for values in values_list
         ]
         columns = sorted({name for row in rows for name in row})
-        job_uuids = dict.fromkeys(row["job_uuid"] for row in rows if row.get("job_uuid"))
+        job_uuids = dict.fromkeys(
+            row["job_uuid"] for row in rows if row.get("job_uuid") and store_jobs
+        )
         jobs = []
         for index, job_uuid in enumerate(job_uuids):
             group = [row for row in rows if row.get("job_uuid") == job_uuid]
             first = group[0]
-            description = queue_jobs.delivery_description(
-                len(group), first["res_model"], first.get("res_id"), first["operation"], config
-            )
-            jobs.append(queue_jobs.insert_sql(Log, job_uuid, description, f"job_{index}"))
+            inbound = first.get("direction") == "inbound"
+            if inbound:
+                description = queue_jobs.inbound_description(config)
+            else:
+                description = queue_jobs.delivery_description(
+                    len(group), first["res_model"], first.get("res_id"), first["operation"], config
+                )
+            jobs.append(queue_jobs.insert_sql(Log, job_uuid, description, f"job_{index}", inbound))
         self.env.cr.execute(
             SQL(
-                "WITH logs AS (INSERT INTO api_sync_log (%s) VALUES %s RETURNING id, job_uuid)"
+                "WITH logs AS (INSERT INTO api_sync_log (%s) VALUES %s %s RETURNING id, job_uuid)"
                 "%s SELECT id FROM logs ORDER BY id",
                 SQL(", ").join(map(SQL.identifier, columns)),
                 SQL(", ").join(
@@ -277,10 +312,14 @@ class Outbox:
                     )
                     for row in rows
                 ),
+                SQL("ON CONFLICT DO NOTHING" if skip_conflicts else ""),
                 SQL("").join(jobs),
-            )
+            ),
+            log_exceptions=not skip_conflicts,  # the caller handles a concurrent duplicate
         )
         logs = Log.browse([log_id for (log_id,) in self.env.cr.fetchall()])
+        if len(logs) < len(rows):
+            return logs  # some skipped: read from the database when needed
         _created_in_cache(logs, columns, rows)
         return logs
 

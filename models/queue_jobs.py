@@ -5,7 +5,8 @@ model; api_sync uses both as they are, and adds here what it needs beyond them, 
 supported queue_job release (tests/test_queue_jobs.py):
 
 - storing the delivery jobs of new events in the same statement as the events (the writer's
-  commit), with the values ``Job.store()`` would give them;
+  commit), with the values ``Job.store()`` would give them; the same for the job applying an
+  inbound event (the inbound URL stores the event and its job in one statement);
 - waking jobs waiting with an ``eta`` (a record's next event, an endpoint that answers again);
 - finding jobs that will not run any more (their worker is gone), and claiming a running job.
 
@@ -14,6 +15,8 @@ transaction lives: a ``started`` job whose lock is free has no worker any more (
 releases it when the worker's connection goes, whatever killed it). Taking that lock is also how
 recovery claims a job, so a job and its recovery never both deliver.
 """
+
+import psycopg2
 
 from odoo.tools import SQL
 
@@ -51,10 +54,15 @@ def delivery_description(count, res_model, res_id, operation, config):
     return f"API sync: {what} ({config.name})"
 
 
-def delivery_job(logs, job_uuid, description, eta=None):
-    """The queue_job ``Job`` delivering ``logs`` (not stored)."""
+def inbound_description(config):
+    """The name of a job applying an inbound event of ``config``."""
+    return f"API sync: inbound event ({config.name})"
+
+
+def delivery_job(logs, job_uuid, description, eta=None, inbound=False):
+    """The queue_job ``Job`` delivering ``logs`` (``inbound``: applying them; not stored)."""
     return Job(
-        logs._deliver,
+        logs._apply_inbound if inbound else logs._deliver,
         job_uuid=job_uuid,
         eta=eta,
         max_retries=0,
@@ -63,21 +71,23 @@ def delivery_job(logs, job_uuid, description, eta=None):
     )
 
 
-def store(logs, job_uuid, description, eta=None):
-    """Store the job ``job_uuid`` (a new uuid) delivering ``logs``, as ``Job.store()`` does for
-    a job it does not find, without its lookup of the uuid (made just now): a query saved."""
-    job = delivery_job(logs.sudo(), job_uuid, description, eta)
+def store(logs, job_uuid, description, eta=None, inbound=False):
+    """Store the job ``job_uuid`` (a new uuid) delivering ``logs`` (``inbound``: applying
+    them), as ``Job.store()`` does for a job it does not find, without its lookup of the uuid
+    (made just now): a query saved."""
+    job = delivery_job(logs.sudo(), job_uuid, description, eta, inbound)
     Jobs = logs.env["queue.job"]
     Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
         job._store_values(create=True)
     )
 
 
-def insert_sql(Log, job_uuid, description, name):
+def insert_sql(Log, job_uuid, description, name, inbound=False):
     """``, <name> AS (INSERT INTO queue_job ...)``: the job ``job_uuid`` stored as
-    ``Job.store()`` would, delivering the rows of the CTE ``logs`` (with ``id`` and
-    ``job_uuid``) that carry that uuid. For ``Outbox._insert``."""
-    job = delivery_job(Log.browse(), job_uuid, description)  # its logs: set in SQL
+    ``Job.store()`` would, delivering (``inbound``: applying) the rows of the CTE ``logs``
+    (with ``id`` and ``job_uuid``) that carry that uuid; none when no row does (an insert
+    that skipped a conflict). For ``Outbox._insert``."""
+    job = delivery_job(Log.browse(), job_uuid, description, inbound=inbound)  # logs: in SQL
     Jobs = Log.env["queue.job"]
     values = job._store_values(create=True)
     if Jobs._log_access:
@@ -95,8 +105,8 @@ def insert_sql(Log, job_uuid, description, name):
                    )::text),
                    'api.sync.log(' || CASE count(*) WHEN 1 THEN min(logs.id) || ','
                         ELSE string_agg(logs.id::text, ', ' ORDER BY logs.id) END
-                   || ')._deliver()'
-              FROM logs WHERE logs.job_uuid = %s)""",
+                   || ')' || %s || '()'
+              FROM logs WHERE logs.job_uuid = %s HAVING count(*) > 0)""",
         SQL.identifier(name),
         SQL(", ").join(map(SQL.identifier, columns)),
         SQL(", ").join(
@@ -104,8 +114,41 @@ def insert_sql(Log, job_uuid, description, name):
             for name in columns
         ),
         Jobs._fields["records"].convert_to_column_insert(values["records"], Jobs, values),
+        f".{job.method_name}",
         job_uuid,
     )
+
+
+def open_inbound_job(env, config_id, size):
+    """The uuid of a job applying inbound events of ``config_id`` that has not started and
+    applies fewer than ``size`` events, its row locked until this transaction ends: the job
+    runner waits for the lock to start it, so the job sees what this transaction adds to it.
+    None when there is none (or it is being started)."""
+    cr = env.cr
+    cr.execute(
+        """SELECT job_uuid FROM api_sync_log
+            WHERE config_id = %s AND direction = 'inbound' AND state = 'pending'
+              AND job_uuid IS NOT NULL AND COALESCE(attempt_count, 0) = 0
+            ORDER BY id DESC LIMIT 1""",
+        (config_id,),
+    )
+    row = cr.fetchone()
+    if not row:
+        return None
+    try:
+        with cr.savepoint(flush=False):
+            cr.execute(
+                """SELECT job.uuid FROM queue_job AS job
+                    WHERE job.uuid = %s AND job.state = 'pending' AND job.eta IS NULL
+                      AND (SELECT count(*) FROM api_sync_log WHERE job_uuid = job.uuid) < %s
+                      FOR UPDATE OF job SKIP LOCKED""",
+                (row[0], size),
+                log_exceptions=False,  # a job the runner started meanwhile: expected
+            )
+            found = cr.fetchone()
+    except psycopg2.errors.SerializationFailure:
+        return None
+    return found[0] if found else None
 
 
 def delay(records, description):

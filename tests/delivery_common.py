@@ -14,6 +14,21 @@ from .common import ApiSyncCase
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWFwaS1zeW5jLXRlc3Rz"
 
 
+def perform(env, records):
+    """Perform the queue_job jobs ``records`` as the job runner would, without waiting for
+    their eta."""
+    for record in records:
+        job = Job.load(env, record.uuid)
+        try:
+            job.perform()
+        except RetryableJobError as exc:
+            job.postpone(result=str(exc), seconds=exc.seconds)
+            job.set_pending(reset_retry=False)
+        else:
+            job.set_done()
+        job.store()
+
+
 class LoopbackRequests:
     """Mixin of test cases: requests to the local receiver go out (Odoo's test harness blocks
     outgoing requests)."""
@@ -83,16 +98,7 @@ class DeliveryCase(LoopbackRequests, ApiSyncCase):
             records = self.jobs()
             if not records:
                 return
-            for record in records:
-                job = Job.load(self.env, record.uuid)
-                try:
-                    job.perform()
-                except RetryableJobError as exc:
-                    job.postpone(result=str(exc), seconds=exc.seconds)
-                    job.set_pending(reset_retry=False)
-                else:
-                    job.set_done()
-                job.store()
+            perform(self.env, records)
         if not once:
             self.fail("api_sync jobs are still queued after 10 rounds")
 

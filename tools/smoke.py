@@ -35,6 +35,66 @@ def wait_for_server(session, url, deadline):
     raise RuntimeError(f"no answer from {url}")
 
 
+def outbound_count(execute, config_id, partner_id):
+    return execute(
+        "api.sync.log",
+        "search_count",
+        [
+            ("config_id", "=", config_id),
+            ("res_id", "=", partner_id),
+            ("direction", "=", "outbound"),
+        ],
+    )
+
+
+def two_way(session, execute, args, deadline, partner_id, bound, config_ids):
+    """The REST API changes the contact and sends the change back, signed: Odoo stores it (202),
+    its job applies it, and it is sent on to the other configuration but not back."""
+    envelope_id, rest_id = config_ids
+    before = {cid: outbound_count(execute, cid, partner_id) for cid in config_ids}
+    started = time.monotonic()
+    change = session.post(
+        f"http://127.0.0.1:{args.receiver_port}/demo/change/contacts/{bound}",
+        json={"name": "Smoke Remote", "phone": "+44 20 7946 0000"},
+        timeout=10,
+    )
+    if change.status_code != 202:
+        raise RuntimeError(f"the receiver did not send the change back: {change.text}")
+    event_id = change.json()["event_id"]
+    fields = ["state", "inbound_outcome", "error_message", "res_id", "remote_id"]
+    while time.monotonic() < deadline:
+        found = execute("api.sync.log", "search_read", [("sender_event_id", "=", event_id)], fields)
+        if found and found[0]["state"] != "pending":
+            break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError(f"the inbound event {event_id} was not applied")
+    log = found[0]
+    if log["state"] != "done" or log["res_id"] != partner_id:
+        raise RuntimeError(f"the inbound event {event_id} was not applied: {log}")
+    applied = time.monotonic() - started
+    (partner,) = execute("res.partner", "read", [partner_id], ["name", "phone"])
+    if (partner["name"], partner["phone"]) != ("Smoke Remote", "+44 20 7946 0000"):
+        raise RuntimeError(f"the inbound change did not reach contact {partner_id}: {partner}")
+    print(
+        f"[smoke] two-way: /resources/contacts/{bound} changed remotely and sent back signed "
+        f"(event {event_id}): {log['inbound_outcome']} contact {partner_id} in {applied:.1f} s "
+        f"(name {partner['name']!r}, phone {partner['phone']!r})"
+    )
+    while time.monotonic() < deadline:
+        if outbound_count(execute, envelope_id, partner_id) > before[envelope_id]:
+            break
+        time.sleep(0.2)
+    else:
+        raise RuntimeError("the inbound change was not sent to the other configuration")
+    if outbound_count(execute, rest_id, partner_id) != before[rest_id]:
+        raise RuntimeError("the inbound change was sent back to the REST API (echo)")
+    print(
+        "[smoke] two-way: not sent back to the REST API (no echo), sent on to "
+        "'Contacts to demo receiver'"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", required=True)
@@ -85,6 +145,7 @@ def main():
                     ("res_id", "=", partner_id),
                     ("res_model", "=", "res.partner"),
                     ("operation", "=", operation),
+                    ("direction", "=", "outbound"),
                 ],
                 ["state", "attempt_count", "response_status", "error_message"],
             )
@@ -126,6 +187,7 @@ def main():
     if remote(bound).get("email") != "smoke@x.io":
         raise RuntimeError(f"the update did not reach {resources}/{bound}: {remote(bound)}")
     print(f"[smoke] REST: update sent to /resources/contacts/{bound}")
+    two_way(session, execute, args, deadline, partner_id, bound, (config_id, rest_id))
     execute("res.partner", "unlink", [partner_id])
     wait_for_log(config_id, partner_id, "delete")
     print(f"[smoke] contact {partner_id} deleted: event delivered")
