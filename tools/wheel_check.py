@@ -10,6 +10,7 @@ fresh one has only the wheel).
 
 import dataclasses
 import email.parser
+import os
 import subprocess
 import tempfile
 import time
@@ -54,7 +55,7 @@ def run(command, log, **kwargs):
     )
 
 
-def inspect_wheel(wheel, check):
+def inspect_wheel(wheel, check, series):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata_name = next(name for name in names if name.endswith(".dist-info/METADATA"))
@@ -76,6 +77,11 @@ def inspect_wheel(wheel, check):
         metadata["Name"] == "odoo-addon-api_sync" and not absent,
         f"Requires-Dist {requires}",
     )
+    check(
+        f"built for Odoo {series}",
+        metadata["Version"].startswith(f"{series}."),
+        f"version {metadata['Version']}",
+    )
     return len(names)
 
 
@@ -90,10 +96,11 @@ def run_wheel_check(combination, logfile, db_args, keep_db):
         built = run(
             [combination.python, "-m", "pip", "wheel", "--no-deps", "-w", tmp / "dist", REPO],
             log,
+            env={**os.environ, "API_SYNC_ODOO_SERIES": combination.series},
         )
         wheels = sorted((tmp / "dist").glob("*.whl"))
         if check("wheel built", not built.returncode and len(wheels) == 1, f"see {logfile}"):
-            files = inspect_wheel(wheels[0], check)
+            files = inspect_wheel(wheels[0], check, combination.series)
             print(f"[api_sync] wheel check: {wheels[0].name}, {files} files", flush=True)
             venv = tmp / "venv"
             python = venv / "bin" / "python"

@@ -7,6 +7,7 @@ anything, so each build copies what the addon ships (``addon_files.py``) into a 
 ``odoo-addon-queue_job`` and the manifest's Python dependencies as requirements.
 """
 
+import ast
 import contextlib
 import os
 import shutil
@@ -17,6 +18,10 @@ from addon_files import copy_shipped
 from whool import buildapi
 
 ADDON = "api_sync"
+# The Odoo series a wheel is built for: the manifest's version has no series (both 18.0 and
+# 19.0 prefix their own), a wheel's has one (OCA's packages are per series).
+SERIES_VARIABLE = "API_SYNC_ODOO_SERIES"
+DEFAULT_SERIES = "18.0"
 BACKEND = ("tools/build_backend/addon_build.py", "tools/build_backend/addon_files.py")
 
 
@@ -28,6 +33,7 @@ def staged(with_backend=False):
     with tempfile.TemporaryDirectory(prefix="api_sync-build-") as tmp:
         stage = Path(tmp) / ADDON
         copy_shipped(root, stage, BACKEND if with_backend else ())
+        with_series(stage / "__manifest__.py", os.environ.get(SERIES_VARIABLE) or DEFAULT_SERIES)
         # whool reads its options there; it leaves the file out of the wheel
         shutil.copy2(root / "pyproject.toml", stage / "pyproject.toml")
         if (root / "PKG-INFO").is_file():  # building from an sdist: its name and version
@@ -37,6 +43,16 @@ def staged(with_backend=False):
             yield
         finally:
             os.chdir(root)
+
+
+def with_series(manifest, series):
+    """Prefix the manifest's version with ``series`` (``1.1.0`` becomes ``18.0.1.1.0``), as
+    Odoo does when it loads it."""
+    text = manifest.read_text(encoding="utf-8")
+    version = ast.literal_eval(text)["version"]
+    if not version.startswith(f"{series}."):
+        text = text.replace(f'"version": "{version}"', f'"version": "{series}.{version}"', 1)
+        manifest.write_text(text, encoding="utf-8")
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
