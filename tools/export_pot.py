@@ -28,10 +28,14 @@ from odoo_process import (
 REPO = Path(__file__).resolve().parent.parent
 POT = REPO / "i18n" / "api_sync.pot"
 DATES = re.compile(r'^"(POT-Creation-Date|PO-Revision-Date): [^"\\]*\\n"$', re.MULTILINE)
+# the server's version: a nightly adds its date (18.0-20250925)
+SERVER = re.compile(r'^"Project-Id-Version: Odoo Server (\d+\.\d+)[^"\\]*\\n"$', re.MULTILINE)
 
 
 def normalize(text):
-    """The export without what changes from one run to the next: the header's dates."""
+    """The export without what changes from one run or tree to the next: the header's dates
+    and the nightly's date in the server's version."""
+    text = SERVER.sub(lambda match: f'"Project-Id-Version: Odoo Server {match[1]}\\n"', text)
     return DATES.sub(lambda match: f'"{match[1]}: \\n"', text)
 
 
