@@ -102,7 +102,9 @@ registry.category("web_tour.tours").add("api_sync_dashboard", {
             trigger: ".o_switch_view.o_graph",
             run: "click",
         },
-        { content: "graph shown", trigger: ".o_graph_renderer canvas" },
+        // the steps after a server round trip that loads or generates much wait longer than
+        // the default 10 s: on a loaded machine they took more (all series)
+        { content: "graph shown", trigger: ".o_graph_renderer canvas", timeout: 30000 },
     ],
 });
 
@@ -141,7 +143,11 @@ registry.category("web_tour.tours").add("api_sync_configure", {
             run: "click",
         },
         { trigger: '.modal button[name="action_generate"]', run: "click" },
-        { content: "two rules", trigger: '.o_kanban_record:contains("on deletion")' },
+        {
+            content: "two rules",
+            trigger: '.o_kanban_record:contains("on deletion")',
+            timeout: 30000,
+        },
         {
             content: "back to the configuration",
             trigger: '.breadcrumb-item a:contains("Tour From Scratch")',
@@ -322,6 +328,7 @@ registry.category("web_tour.tours").add("api_sync_mapping_lines", {
         {
             content: "listed with its Line Fields",
             trigger: 'div[name="mapping_ids"] .o_data_row:contains("accounts"):contains("number")',
+            timeout: 30000,
         },
         { content: "save", trigger: ".o_form_button_save", run: "click" },
         { content: "saved", trigger: ".o_form_saved" },
