@@ -28,7 +28,7 @@ class ApiSyncReplayWizard(models.TransientModel):
         string="Configuration",
         required=True,
         ondelete="cascade",
-        domain="[('model_name', '=', res_model)] if res_model else []",
+        help="On a record, only the events of that record with this configuration are sent.",
     )
     res_model = fields.Char(string="Model", readonly=True)
     res_id = fields.Integer(string="Record ID", readonly=True)
