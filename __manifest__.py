@@ -30,6 +30,7 @@
         "views/ir_actions_server_views.xml",
         "wizard/api_sync_preview_views.xml",
         "wizard/api_sync_automation_wizard_views.xml",
+        "wizard/api_sync_replay_wizard_views.xml",
         "views/api_sync_menus.xml",
         "views/res_config_settings_views.xml",
     ],

@@ -352,11 +352,22 @@ class ApiSyncConfig(models.Model):
             "('res_id', 'in', active_ids)",
             configs.filtered(lambda config: config.payload_format == "resource").model_id,
         )
+        self._sync_context_actions(
+            "api.sync.replay.wizard",
+            self.env._("API Sync Replay / Recover"),
+            None,
+            configs.model_id,
+            extra={"view_mode": "form", "target": "new", "binding_view_types": "form"},
+            group=MANAGER_GROUP,
+        )
 
     @api.model
-    def _sync_context_actions(self, res_model, name, record_domain, wanted):
+    def _sync_context_actions(
+        self, res_model, name, record_domain, wanted, extra=None, group=USER_GROUP
+    ):
         """One context action opening ``res_model`` (filtered by ``record_domain`` and the
-        model) in the Action menu of each of the models ``wanted``, and none elsewhere."""
+        model; a wizard: None, with ``extra`` values) in the Action menu of each of the models
+        ``wanted``, and none elsewhere, for the users of ``group``."""
         Action = self.env["ir.actions.act_window"].sudo()
         actions = Action.search([("res_model", "=", res_model), ("binding_model_id", "!=", False)])
         stale = actions.filtered(lambda action: action.binding_model_id not in wanted)
@@ -370,9 +381,11 @@ class ApiSyncConfig(models.Model):
                     "view_mode": "list,form",
                     "binding_model_id": model.id,
                     "binding_view_types": "list,form",
-                    "domain": f"[('res_model', '=', {model.model!r}), {record_domain}]",
+                    "domain": record_domain
+                    and f"[('res_model', '=', {model.model!r}), {record_domain}]",
                     "context": "{'create': False}",
-                    compat.ACTION_GROUPS: [Command.set(self.env.ref(USER_GROUP).ids)],
+                    compat.ACTION_GROUPS: [Command.set(self.env.ref(group).ids)],
+                    **(extra or {}),
                 }
                 for model in missing
             ]
@@ -797,6 +810,16 @@ class ApiSyncConfig(models.Model):
         self.ensure_one()
         self._check_manager()
         return self._running_notice() or self._start_run("manual")._action_open()
+
+    def action_replay_wizard(self):
+        """Open Replay / Recover on this configuration."""
+        self.ensure_one()
+        self._check_manager()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "api_sync.action_api_sync_replay_wizard"
+        )
+        action["context"] = {"default_config_id": self.id}
+        return action
 
     def action_full_resync(self):
         """Reset the checkpoint and start a run: every record in the domain is sent again."""

@@ -161,6 +161,14 @@ class ApiSyncLog(models.Model):
     done_at = fields.Datetime(string="Delivered At")
     job_uuid = fields.Char(string="Job UUID", readonly=True, index=True)
     run_id = fields.Many2one("api.sync.run", ondelete="set null", index=True)
+    replay_of_id = fields.Many2one(
+        "api.sync.log",
+        ondelete="set null",
+        index="btree_not_null",
+        readonly=True,
+        help="A replay (sent again with a new event id by Replay / Recover): the event it "
+        "sends again.",
+    )
     checkpoint_date = fields.Datetime(
         help="Within a run: write_date of the last record this event carries."
     )
@@ -301,6 +309,13 @@ class ApiSyncLog(models.Model):
             job_uuid = str(uuid.uuid4())
             group.job_uuid = job_uuid
             group._store_job(job_uuid, eta)
+
+    def _enqueue_grouped(self, eta=None):
+        """Queue these logs, of any configurations and kinds, sharing jobs where they may."""
+        for _key, group in self.grouped(
+            lambda log: (log.config_id, log.operation == "batch")
+        ).items():
+            group._enqueue(eta)
 
     def _job_groups(self):
         """Events share jobs in groups (see ``Delivery``): record events, and batch events of
@@ -529,7 +544,7 @@ class ApiSyncLog(models.Model):
                     "next_retry_at": False,
                 }
             )
-            log._enqueue()
+        retried.sudo()._enqueue_grouped()
         retried._update_status()
         return retried
 

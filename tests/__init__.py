@@ -19,3 +19,4 @@ from . import test_events_at_commit
 from . import test_queue_jobs
 from . import test_metrics
 from . import test_inbound
+from . import test_replay
