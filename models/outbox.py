@@ -372,7 +372,7 @@ def _flush(env):
         config = configs.browse(config_id) & configs
         if not config:  # archived or deleted meanwhile
             continue
-        records = env[config.model_name].browse(record_ids)
+        records = config._archived_left_out(env[config.model_name].browse(record_ids))
         outbox.queue(config, records, operation, sorted(changed) if changed else None, merge=False)
     env.flush_all()  # this runs after the transaction's last flush
 
