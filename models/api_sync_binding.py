@@ -121,6 +121,24 @@ class ApiSyncBinding(models.Model):
             )
         self.invalidate_model()
 
+    @api.model
+    def _forget_deleted(self, res_model, res_ids):
+        """The records ``res_ids`` of ``res_model`` were deleted: their external ids go with
+        them, but those a delete event still needs (queued, or failed and retried by hand: its
+        delivery removes it). In the deleting transaction."""
+        self.env["api.sync.log"].flush_model(["config_id", "res_id", "operation", "state"])
+        self.env.cr.execute(
+            """DELETE FROM api_sync_binding AS b
+                WHERE b.res_model = %s AND b.res_id = ANY(%s)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM api_sync_log AS l
+                       WHERE l.config_id = b.config_id AND l.res_id = b.res_id
+                         AND l.operation = 'delete' AND l.direction = 'outbound'
+                         AND l.state IN ('pending', 'failed'))""",
+            (res_model, list(res_ids)),
+        )
+        self.invalidate_model()
+
     # -- the inbound side, in the applying job's transaction ----------------------------------
 
     @api.model

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from markupsafe import Markup
 
 from odoo import SUPERUSER_ID, Command, api, fields, models, tools
-from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
 from odoo.modules.module import get_manifest
 from odoo.tools import safe_eval, split_every
 
@@ -729,6 +729,38 @@ class ApiSyncConfig(models.Model):
                 lambda record: not record.company_id or record.company_id == self.company_id
             )
         return records
+
+    def _archived_left_out(self, records):
+        """``records`` but the archived ones this configuration never sent nor queued, left
+        out as runs leave archived records out (unless the domain names the archive field): a
+        record created archived is not sent; one archived after it was synced or queued is."""
+        active = records._active_name
+        if not active or not records or self._domain_names(active):
+            return records
+        try:
+            archived = records.sudo().filtered(lambda record: not record[active])
+        except MissingError:  # deleted meanwhile (queue leaves them out)
+            archived = records.sudo().exists().filtered(lambda record: not record[active])
+        if not archived:
+            return records
+        self.env["api.sync.log"].flush_model(["config_id", "res_id", "state", "direction"])
+        self.env.cr.execute(
+            """SELECT DISTINCT res_id FROM api_sync_log
+                WHERE config_id = %s AND res_id = ANY(%s) AND direction = 'outbound'
+                  AND state IN ('pending', 'done')""",
+            (self.id, archived.ids),
+        )
+        known = {row[0] for row in self.env.cr.fetchall()}
+        left_out = set(archived.ids) - known
+        return records.browse([record_id for record_id in records.ids if record_id not in left_out])
+
+    def _domain_names(self, field_name, domain=None):
+        """Whether ``domain`` (the configuration's by default) has a condition on
+        ``field_name``."""
+        return any(
+            isinstance(leaf, list | tuple) and len(leaf) == 3 and leaf[0] == field_name
+            for leaf in (self._get_domain() if domain is None else domain)
+        )
 
     def _records_per_job(self):
         """Record events share jobs in groups: their bookkeeping is done in bulk, and a group

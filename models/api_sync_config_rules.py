@@ -1,13 +1,25 @@
 """The automation rules a configuration generates (trigger mode "Automation rules"): on its
 model, and for its Lines on the models they list."""
 
-from odoo import Command, models
+from odoo import Command, api, fields, models
 
 from .api_sync_config import GENERATED_TRIGGERS
 
 
 class ApiSyncConfig(models.Model):
     _inherit = "api.sync.config"
+
+    no_rule_sends = fields.Boolean(
+        compute="_compute_no_rule_sends",
+        help="Trigger mode Automation rules, and no active rule calls this configuration: "
+        "its records' changes are not sent until rules are created.",
+    )
+
+    @api.depends("trigger_mode", "active", "action_ids.base_automation_id.active")
+    def _compute_no_rule_sends(self):
+        for config in self:
+            rules = config.sudo().action_ids.base_automation_id.filtered("active")
+            config.no_rule_sends = config.active and config.trigger_mode == "rules" and not rules
 
     def _generated_rules(self):
         """The standard rules generated for this configuration (archived ones too)."""

@@ -62,6 +62,10 @@ class ApiSyncFieldMapping(models.Model):
         "fields of a Lines line the model of the records it lists.",
     )
     line_fields = fields.Char(compute="_compute_line_fields", string="Line Fields Summary")
+    lines_many2many = fields.Boolean(
+        compute="_compute_lines_many2many",
+        help="A Lines line on a many2many field: its records have no link back to the document.",
+    )
     sequence = fields.Integer(default=10)
     source_path = fields.Char(
         help="Dotted path from the synced record (from each listed record for the fields of a "
@@ -97,6 +101,24 @@ class ApiSyncFieldMapping(models.Model):
             line.model_name = (
                 parent._listed_model() if parent else line.config_id.model_name
             ) or False
+
+    @api.depends("transform", "source_path", "model_name")
+    def _compute_lines_many2many(self):
+        for line in self:
+            line.lines_many2many = line.transform == "lines" and line._last_field_type() == (
+                "many2many"
+            )
+
+    def _last_field_type(self):
+        """The type of the field the source path ends on (None when it names none)."""
+        model_name, field = self.model_name, None
+        for name in (self.source_path or "").split("."):
+            model = self.env.get(model_name) if model_name else None
+            field = model._fields.get(name.strip()) if model is not None else None
+            if field is None:
+                return None
+            model_name = field.comodel_name
+        return field.type if field else None
 
     @api.depends("child_line_ids.target_key")
     def _compute_line_fields(self):

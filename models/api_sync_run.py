@@ -293,10 +293,7 @@ class ApiSyncRun(models.Model):
         write_date = SQL("COALESCE(%s, '1970-01-01')", SQL.identifier(table, "write_date"))
         record_id = SQL.identifier(table, "id")
         active = Model._active_name
-        if active and not any(
-            isinstance(leaf, list | tuple) and len(leaf) == 3 and leaf[0] == active
-            for leaf in domain
-        ):
+        if active and not config._domain_names(active, domain):
             # as Odoo counts: archived records only when the domain asks for them, except
             # those delivered before (archiving one is sent once, so the other side follows)
             query.add_where(

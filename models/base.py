@@ -1,6 +1,7 @@
 """What api_sync adds to every model (``_inherit = "base"``): the built-in listener's
-create/write/unlink, the sync status button on the forms of synced models, and records noted
-for the commit forgotten when unlinked.
+create/write/unlink, the sync status button on the forms of synced models, records noted for
+the commit forgotten when unlinked, and the external ids of deleted records that no delete
+event needs removed with them.
 
 A model without a listening configuration pays one lookup in a cached frozenset per call (see
 ``api.sync.config._listened_models``); what a change sends is decided by ``engine.triggers``.
@@ -90,7 +91,12 @@ class Base(models.AbstractModel):
                     self, "delete"
                 )
         Outbox(self.env).forget(self)  # noted records: they no longer exist at commit
-        return super().unlink()
+        synced = self.pool.ready and self._name in self.env["api.sync.config"]._synced_models()
+        ids = self.ids
+        result = super().unlink()  # the deletion rules queue their events meanwhile
+        if synced and ids:  # external ids no delete event needs go with their records
+            self.env["api.sync.binding"].sudo()._forget_deleted(self._name, ids)
+        return result
 
     # -- the status button -----------------------------------------------------------------------
 

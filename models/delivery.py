@@ -13,8 +13,10 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections import defaultdict
+from functools import partial
 
 import psycopg2
 
@@ -83,6 +85,7 @@ class Delivery:
                 self._wait_for_older(log, waited)  # one record's events go in order
                 continue
             self._attempt(log)
+        self._wait_in_place(logs)  # every event waits for its endpoint: the job itself waits
         self._finish(logs)
 
     def _attempt(self, log):
@@ -281,6 +284,24 @@ class Delivery:
             self.waiting[config.id, gate.wait_until].append(log.id)
             return None
         return gate
+
+    def _wait_in_place(self, logs):
+        """When every event of the job waits for its endpoint and nothing else was done, the
+        job waits itself: queue_job postpones it (the same job, no new one at each probe cycle
+        of a paused endpoint); the events' Next Retry is written once its transaction is rolled
+        back. Outside a job, or with anything else done, ``_finish`` queues them again."""
+        if not self.job_uuid or self.attempts or self.changed or len(self.waiting) != 1:
+            return
+        (((_config_id, eta), ids),) = self.waiting.items()
+        if set(ids) != set(logs.ids):
+            return
+        self.env.cr.postrollback.add(
+            partial(_note_waiting, self.env.registry, ids, self.job_uuid, eta)
+        )
+        seconds = max(1, math.ceil((eta - wire.utc_now()).total_seconds()))
+        raise RetryableJobError(
+            "api_sync: waiting for the endpoint", seconds=seconds, ignore_retry=True
+        )
 
     # -- the body, frozen at the first attempt ---------------------------------------------------
 
@@ -484,3 +505,13 @@ class Delivery:
             logs.browse(ids)._enqueue(eta=eta)
         changed = logs.browse(list(dict.fromkeys(self.changed)))
         changed._update_status(named=self.named)
+
+
+def _note_waiting(registry, log_ids, job_uuid, eta):
+    """After the rollback of a job that waits in place: its events' Next Retry."""
+    with registry.cursor() as cr:
+        cr.execute(
+            """UPDATE api_sync_log SET next_retry_at = %s
+                WHERE id = ANY(%s) AND job_uuid = %s AND state = 'pending'""",
+            (eta, list(log_ids), job_uuid),
+        )

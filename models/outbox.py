@@ -216,15 +216,49 @@ class Outbox:
 
     def _name_earlier_events(self, config, records):
         """Events of ``records`` not sent yet are named when sent: name them now, before the
-        records are deleted (their logs stay readable afterwards)."""
+        records are deleted (their logs stay readable afterwards).
+
+        A delivery may hold one of these events, or have updated it since this transaction
+        began (a conflict the writer must not fail on): that event is left as it is. A delivery
+        names the events it sends; one it did not name shows its model and record id.
+        """
         self.env["api.sync.log"].flush_model(["record_name"])
-        self.env.cr.execute(
+        names = [record.sudo().display_name for record in records]
+        if not self._name_events_or_conflict(
             """UPDATE api_sync_log AS l SET record_name = v.name
                  FROM unnest(%s::int[], %s::varchar[]) AS v(res_id, name)
-                WHERE l.config_id = %s AND l.res_id = v.res_id AND l.record_name IS NULL""",
-            (records.ids, [record.sudo().display_name for record in records], config.id),
-        )
+                WHERE l.res_id = v.res_id
+                  AND l.id IN (SELECT id FROM api_sync_log
+                                WHERE config_id = %s AND res_id = ANY(%s)
+                                  AND record_name IS NULL
+                                  FOR UPDATE SKIP LOCKED)""",
+            (records.ids, names, config.id, records.ids),
+        ):
+            # some event conflicts: name the others one by one
+            self.env.cr.execute(
+                """SELECT id, res_id FROM api_sync_log
+                    WHERE config_id = %s AND res_id = ANY(%s) AND record_name IS NULL""",
+                (config.id, records.ids),
+            )
+            name_of = dict(zip(records.ids, names, strict=True))
+            for log_id, res_id in self.env.cr.fetchall():
+                self._name_events_or_conflict(
+                    """UPDATE api_sync_log SET record_name = %s
+                        WHERE id IN (SELECT id FROM api_sync_log WHERE id = %s
+                                        FOR UPDATE SKIP LOCKED)""",
+                    (name_of[res_id], log_id),
+                )
         self.env["api.sync.log"].invalidate_model(["record_name"])
+
+    def _name_events_or_conflict(self, query, params):
+        """Run ``query`` (naming events) in a savepoint; False if it met an event a delivery
+        updated since this transaction began (expected: no ERROR logged)."""
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(query, params, log_exceptions=False)
+        except psycopg2.errors.SerializationFailure:
+            return False
+        return True
 
     def _capture_deletions(self, config, records, event_ids):
         """Per record, the log values that freeze its deletion event before it is removed.
@@ -338,7 +372,7 @@ def _flush(env):
         config = configs.browse(config_id) & configs
         if not config:  # archived or deleted meanwhile
             continue
-        records = env[config.model_name].browse(record_ids)
+        records = config._archived_left_out(env[config.model_name].browse(record_ids))
         outbox.queue(config, records, operation, sorted(changed) if changed else None, merge=False)
     env.flush_all()  # this runs after the transaction's last flush
 

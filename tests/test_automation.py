@@ -1,5 +1,5 @@
 from odoo import Command
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 
 from ..models import compat
 from .delivery_common import DeliveryCase
@@ -46,6 +46,23 @@ class TestAutomation(DeliveryCase):
 
     def field(self, name, model="res.partner"):
         return self.env["ir.model.fields"]._get(model, name)
+
+    def test_the_form_says_when_no_rule_sends_the_changes(self):
+        config = self.config.with_user(
+            new_test_user(self.env, "rules_manager", groups="api_sync.group_api_sync_manager")
+        )
+        self.assertEqual(config.trigger_mode, "rules")
+        self.assertTrue(config.no_rule_sends, "the default trigger mode, no rule yet")
+        arch = config.get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertIn("No automation rule sends", arch)
+        rules = self.config._generate_automation_rules(True, True, True)
+        self.env.invalidate_all()
+        self.assertFalse(config.no_rule_sends)
+        rules.active = False
+        self.env.invalidate_all()
+        self.assertTrue(config.no_rule_sends, "archived rules send nothing")
+        self.config.trigger_mode = "listener"
+        self.assertFalse(config.no_rule_sends, "the listener sends them")
 
     def test_watched_fields_filter_the_rule(self):
         self.rule("on_write", trigger_field_ids=[Command.set(self.field("email").ids)])

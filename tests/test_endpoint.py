@@ -104,6 +104,41 @@ class TestEndpointHealth(DeliveryCase):
         self.assertGreaterEqual(job.eta, until)
         self.assertEqual((set(logs.mapped("state")), self.spent(logs)), ({"pending"}, [0] * 5))
 
+    def test_a_paused_endpoint_keeps_the_jobs_of_its_waiting_events(self):
+        """Probe cycles do not queue the waiting events again: their job waits (the same row),
+        and goes when the endpoint answers again."""
+        State = self.env["api.sync.endpoint.state"].sudo()
+        State.create({"config_id": self.config.id, "state": "paused"})
+        logs = self.sync(5)
+        (job,) = self.jobs()
+        for _cycle in range(3):
+            self.pause_for(600)
+            self.run_jobs(once=True)  # paused: they wait for the next probe
+            self.backdate("paused_until", 3600)  # the probe time has come
+            self.assertTrue(State._claim_probe(self.config))  # another worker probes
+            self.run_jobs(once=True)  # they wait for that probe
+        self.assertFalse(self.receiver.received)
+        self.assertEqual(self.jobs(), job, "the same job waits")
+        self.assertEqual(set(logs.mapped("job_uuid")), {job.uuid})
+        all_jobs = self.env["queue.job"].search([("channel", "=", "root.api_sync")])
+        self.assertEqual(all_jobs, job, "no job queued again")
+        self.assertEqual((set(logs.mapped("state")), self.spent(logs)), ({"pending"}, [0] * 5))
+        self.assertTrue(all(logs.mapped("next_retry_at")))
+        State._resume(self.config)  # the endpoint answers again (as after a good probe)
+        self.env.invalidate_all()
+        self.assertFalse(job.eta, "woken")
+        self.run_jobs()
+        self.assertEqual(set(logs.mapped("state")), {"done"})
+
+    def pause_for(self, seconds):
+        """A failed probe: the endpoint is paused for ``seconds`` more."""
+        self.env.cr.execute(
+            "UPDATE api_sync_endpoint_state SET probe_until = NULL, paused_until = "
+            "(now() AT TIME ZONE 'UTC') + make_interval(secs => %s) WHERE config_id = %s",
+            (seconds, self.config.id),
+        )
+        self.env.invalidate_all()
+
     def test_one_probe_at_a_time_and_a_failed_probe_backs_off(self):
         past = fields.Datetime.subtract(fields.Datetime.now(), seconds=5)
         self.env["api.sync.endpoint.state"].sudo().create(

@@ -37,13 +37,29 @@ class TestLockConflicts(CommittedEventsCase):
         earlier.cr.commit()
         self.assert_busy_without_error(late)
 
-    def test_a_writer_meeting_a_delivery_committed_since_it_began(self):
+    def writer_after_a_delivery(self):
+        """A writer's environment, the configuration and the tag in it: a delivery updated the
+        tag's event after the writer's transaction began."""
         writer = self.transaction()
         writer.cr.execute("SELECT 1")
         delivery = self.transaction()
         delivery["api.sync.log"].browse(self.log_id).changed_fields = "color"
         delivery.cr.commit()
         config = writer["api.sync.config"].browse(self.config_id)
-        tag = writer["res.partner.category"].browse(self.tag.id)
+        return writer, config, writer["res.partner.category"].browse(self.tag.id)
+
+    def test_a_writer_meeting_a_delivery_committed_since_it_began(self):
+        writer, config, tag = self.writer_after_a_delivery()
         with self.assertNoLogs("odoo.sql_db", "ERROR"):
             self.assertFalse(Outbox(writer)._merge_into_pending(config, tag, ["name"]))
+
+    def test_a_deletion_meeting_a_delivery_committed_since_it_began(self):
+        """The deletion names the record's earlier events; one a delivery updated since the
+        writer's transaction began is left unnamed (a delivery names what it sends), and the
+        deletion goes on without an ERROR."""
+        writer, config, tag = self.writer_after_a_delivery()
+        with self.assertNoLogs("odoo.sql_db", "ERROR"):
+            deletion = Outbox(writer).queue(config, tag, "delete", None)
+        self.assertEqual(deletion.operation, "delete")
+        self.assertEqual(deletion.record_name, "Conflicting 0")
+        self.assertFalse(writer["api.sync.log"].browse(self.log_id).record_name)

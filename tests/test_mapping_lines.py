@@ -84,6 +84,15 @@ class TestMappingLines(LinesCase):
         )
         self.assertEqual(payloads[1], {"name": "No Bank", "accounts": []})
 
+    def test_the_form_says_a_many2many_line_is_seen_when_its_document_is_saved(self):
+        tags = self.add_line(**line("category_id", "tags", "lines", [line("name", "name")]))
+        self.assertTrue(tags.lines_many2many)
+        self.assertFalse(self.lines.lines_many2many, "a one2many has its link back")
+        tag_ids = self.add_line("category_id", "tag_ids", "x2many_ids")
+        self.assertFalse(tag_ids.lines_many2many, "not a Lines line")
+        arch = tags.get_views([(False, "form")])["views"]["form"]["arch"]
+        self.assertIn("A many2many has no link back to the document", arch)
+
     def test_lines_nest_two_levels_deep(self):
         self.lines.unlink()
         self.add_line(

@@ -98,6 +98,33 @@ class TestResourceRequests(ResourceCase):
         self.assertEqual((log.state, log.response_status), ("done", 204))
         self.assertFalse(self.binding(partner), "removed once its delete was delivered")
 
+    def test_a_record_deleted_without_a_delete_event_loses_its_external_id(self):
+        partner = self.created()  # no deletion rule: its deletion sends nothing
+        partner.unlink()
+        self.env.flush_all()
+        self.assertFalse(self.binding(partner))
+
+    def test_a_record_deleted_outside_the_domain_loses_its_external_id(self):
+        self.config.trigger_mode = "listener"
+        partner = self.created()
+        self.config.domain = "[('email', '!=', 'gone@x.io')]"
+        partner.email = "gone@x.io"  # out of the domain: no event
+        partner.unlink()
+        self.env.flush_all()
+        self.assertFalse(self.binding(partner))
+        deletions = [("res_id", "=", partner.id), ("operation", "=", "delete")]
+        self.assertFalse(self.env["api.sync.log"].search(deletions), "no delete event")
+
+    def test_a_record_whose_delete_event_is_queued_keeps_its_external_id_until_sent(self):
+        self.config.trigger_mode = "listener"
+        partner = self.created()
+        partner.unlink()
+        self.env.flush_all()
+        self.assertEqual(self.binding(partner).external_id, "c1", "the delete request needs it")
+        self.run_jobs()
+        self.assertEqual(self.rest.lines(), ["DELETE /contacts/c1"])
+        self.assertFalse(self.binding(partner))
+
     def test_a_document_with_lines_is_one_object_with_a_list(self):
         self.add_line(**line("bank_ids", "accounts", "lines", [line("acc_number", "number")]))
         partner = self.create_partner()

@@ -61,6 +61,19 @@ class TriggerModeCases(TriggerModeSetup):
         self.run_jobs()
         self.assertEqual(len(self.receiver.received), count)
 
+    def test_archived_records_are_sent_as_runs_send_them(self):
+        self.watch("active")
+        archived = self.env["res.partner"].create({"name": "Archived", "active": False})
+        archived.email = "archived@x.io"
+        self.assertFalse(self.logs(archived), "runs leave archived records out")
+        partner = self.env["res.partner"].create({"name": "Synced", "email": "s@x.io"})
+        self.run_jobs()
+        partner.active = False  # archived after it was synced: sent
+        self.assertEqual(self.logs(partner).mapped("operation"), ["create", "update"])
+        self.run_jobs()
+        partner.email = "s2@x.io"
+        self.assertEqual(len(self.logs(partner)), 3, "as a run sends it")
+
     def test_one_event_per_record_and_transaction(self):
         partner = self.env["res.partner"].create({"name": "Gen"})
         partner.email = "gen@x.io"
