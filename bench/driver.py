@@ -83,11 +83,13 @@ def log(message):
     print(f"[bench] {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
-def command_arguments(description):
-    """The arguments a driver gets from its tools/ command (more are added by the caller)."""
+def command_arguments(description, several_confs=False):
+    """The arguments a driver gets from its tools/ command (more are added by the caller);
+    ``several_confs``: ``--conf`` may be given once per server."""
     parser = argparse.ArgumentParser(description=description)
-    for name in ("--odoo", "--conf", "--db", "--log", "--out"):
+    for name in ("--odoo", "--db", "--log", "--out"):
         parser.add_argument(name, required=True)
+    parser.add_argument("--conf", required=True, action="append" if several_confs else "store")
     parser.add_argument("--launcher", help="odoo-bin or setup/odoo (default: ODOO/odoo-bin)")
     return parser
 

@@ -17,10 +17,17 @@ from odoo.modules import module as odoo_module
 from odoo.tools import config as odoo_config
 
 from . import queue_jobs
+from .watch import Watch
 
 _logger = logging.getLogger(__name__)
 
-GRACE_SECONDS = 30  # a job enqueued or started this recently is still given time to show up
+# A job started this recently may not hold its advisory lock yet (its worker is on its way to
+# the claim): given that time. Taking a live job for dead costs a job, never an event: the job's
+# claim fails and its events go to the job that replaces it.
+STARTED_GRACE_SECONDS = 3
+# queue_job's runner puts back to pending a job whose start request failed or took more than a
+# second; one enqueued for longer lost its runner (or the node it was sent to) on the way.
+ENQUEUED_GRACE_SECONDS = 10
 MAX_RECOVERIES = 10  # a delivery whose job keeps dying fails then, visibly
 LOADED_AT = fields.Datetime.now()  # this server started then (the module loads at its start)
 TECHNICAL_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
@@ -50,9 +57,16 @@ class ApiSyncLog(models.Model):
 
     @api.model
     def _grace_limit(self, lost_before=None):
-        """Jobs enqueued or started before this, and not alive, are lost: ``lost_before``
-        (at a server's start, the start), else ``GRACE_SECONDS`` ago."""
-        return lost_before or fields.Datetime.subtract(fields.Datetime.now(), seconds=GRACE_SECONDS)
+        """Jobs enqueued or started before these times (a ``queue_jobs.Grace``), and not alive,
+        are lost: ``lost_before`` (at a server's start, the start), else
+        ``ENQUEUED_GRACE_SECONDS`` and ``STARTED_GRACE_SECONDS`` ago."""
+        if lost_before:
+            return queue_jobs.Grace(lost_before, lost_before)
+        now = fields.Datetime.now()
+        return queue_jobs.Grace(
+            fields.Datetime.subtract(now, seconds=ENQUEUED_GRACE_SECONDS),
+            fields.Datetime.subtract(now, seconds=STARTED_GRACE_SECONDS),
+        )
 
     def _lost_jobs(self, everywhere=False, lost_before=None):
         """``{log id: (job uuid, job id, job state)}`` of the pending logs (of these, or all of
@@ -78,14 +92,19 @@ class ApiSyncLog(models.Model):
                 logs = self.sudo()
                 lost = logs._lost_jobs(True, lost_before=LOADED_AT)
                 logs.browse(list(lost))._recover_lost(lost_before=LOADED_AT)
+                Watch(self.env).take_over_dead_jobs(lost_before=LOADED_AT)
         except Exception:  # pylint: disable=broad-exception-caught
             # the cron does it later; never prevent the server from starting
             _logger.info("api_sync: recovery at start left to the cron", exc_info=True)
 
+    def _watch(self):
+        """Job: the watch (see ``Watch``)."""
+        return Watch(self.env, self.env.context.get("job_uuid")).run()
+
     @api.model
     def _cron_recover_lost(self):
         """Every minute: queue again the deliveries whose job was lost, and give back the queue
-        capacity that dead jobs of the channel hold."""
+        capacity that dead jobs hold (as the watch does every few seconds while jobs run)."""
         auto_commit = not odoo_module.current_test  # set while Odoo runs tests (both series)
         by_job = defaultdict(list)
         for log_id, (job_uuid, _job_id, _state) in self.sudo()._lost_jobs(True).items():
@@ -94,7 +113,7 @@ class ApiSyncLog(models.Model):
             self.sudo().browse(log_ids)._recover_lost()
             if auto_commit:
                 self.env.cr.commit()  # pylint: disable=invalid-commit
-        self._requeue_dead_progress_jobs()
+        Watch(self.env).take_over_dead_jobs()
 
     def _recover_lost(self, force=False, lost_before=None):
         """Queue again those of these pending logs whose job is lost; returns them.
@@ -214,19 +233,6 @@ class ApiSyncLog(models.Model):
                 }
             )
             log._surface_failure()
-
-    @api.model
-    def _requeue_dead_progress_jobs(self):
-        """Run progress jobs of the channel whose worker is gone run again (they are idempotent)."""
-        grace = self._grace_limit()
-        jobs = queue_jobs.started_progress_jobs(self.env, grace)
-        for job in jobs:
-            try:
-                with self.env.cr.savepoint():
-                    if queue_jobs.job_is_lost(self.env, job.id, grace):
-                        job.requeue()
-            except psycopg2.errors.SerializationFailure:
-                continue
 
     # -- buttons ------------------------------------------------------------------------------
 

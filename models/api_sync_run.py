@@ -13,6 +13,7 @@ from odoo.addons.queue_job.exception import RetryableJobError
 from . import queue_jobs
 from .api_sync_log import notify_viewers
 from .mapper import Mapper
+from .watch import Watch
 
 RUN_STATES = [
     ("running", "Running"),
@@ -371,6 +372,7 @@ class ApiSyncRun(models.Model):
         """
         if not queue_jobs.claim_running_job(self.env, self.env.context.get("job_uuid")):
             return  # recovery queued this progress job again
+        Watch.keep(self.env)  # should this worker die, its job is queued again within seconds
         for run in self.sudo():
             if run.state != "running":
                 continue

@@ -29,6 +29,7 @@ from ..engine.mapping import MappingError
 from . import queue_jobs
 from .adapters import adapter_for
 from .mapper import Mapper
+from .watch import Watch
 
 _logger = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class Delivery:
         if not queue_jobs.claim_running_job(self.env, self.job_uuid):
             _logger.info("api_sync: job %s was taken over by recovery", self.job_uuid)
             return self.logs.browse()
+        Watch.keep(self.env)  # should this worker die, its job is taken over within seconds
         logs = self.logs.exists()
         if self.job_uuid:
             logs = logs.filtered(lambda log: log.job_uuid == self.job_uuid)

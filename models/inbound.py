@@ -23,6 +23,7 @@ from odoo.addons.queue_job.exception import RetryableJobError
 from ..engine import inbound
 from . import queue_jobs
 from .outbox import Outbox
+from .watch import Watch
 
 _logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Inbound:
         if not queue_jobs.claim_running_job(self.env, self.job_uuid):
             _logger.info("api_sync: job %s was taken over by recovery", self.job_uuid)
             return self.logs.browse()
+        Watch.keep(self.env)  # should this worker die, its job is taken over within seconds
         logs = self.logs.exists().filtered(lambda log: log.direction == "inbound")
         if self.job_uuid:  # events stored later join a job not started yet (_store_inbound)
             logs = logs.search(

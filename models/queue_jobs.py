@@ -8,13 +8,16 @@ supported queue_job release (tests/test_queue_jobs.py):
   commit), with the values ``Job.store()`` would give them; the same for the job applying an
   inbound event (the inbound URL stores the event and its job in one statement);
 - waking jobs waiting with an ``eta`` (a record's next event, an endpoint that answers again);
-- finding jobs that will not run any more (their worker is gone), and claiming a running job.
+- finding jobs that will not run any more (their worker is gone), and claiming a running job;
+- the watch's job (models/watch.py): storing it, whether one is due, dropping finished ones.
 
 A delivery job holds a PostgreSQL advisory lock keyed by its queue_job id for as long as its
 transaction lives: a ``started`` job whose lock is free has no worker any more (PostgreSQL
 releases it when the worker's connection goes, whatever killed it). Taking that lock is also how
 recovery claims a job, so a job and its recovery never both deliver.
 """
+
+from collections import namedtuple
 
 import psycopg2
 
@@ -25,25 +28,36 @@ from odoo.addons.queue_job.job import Job
 from .constants import CHANNEL
 
 JOB_LOCK_CLASS = 1634759545  # advisory lock namespace ("apsy"); the second key is queue_job.id
+WATCH_LOCK = (JOB_LOCK_CLASS, 0)  # taken while deciding whether a watch is due (no job id is 0)
 FINAL_JOB_STATES = ("done", "cancelled", "failed")
 # the job's columns naming the logs it delivers: filled in once they are inserted (queue_job
 # stores ``records`` as a JSON string holding the serialized recordset)
 RECORDS_COLUMNS = ("records", "func_string")
-LOST_JOBS = """
+# Jobs enqueued or started before these times whose worker is gone are lost (see ``lost_jobs``).
+Grace = namedtuple("Grace", "enqueued started")
+# api_sync's jobs, each holding its advisory lock while it runs: (model, method)
+JOBS = """((j.model_name = 'api.sync.log'
+             AND j.method_name IN ('_deliver', '_apply_inbound', '_watch'))
+           OR (j.model_name = 'api.sync.run' AND j.method_name = '_advance'))"""
+NO_WORKER = """NOT EXISTS (
+        SELECT 1 FROM pg_locks AS k
+         WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2
+           AND k.classid = %(lock_class)s::oid AND k.objid = j.id::oid
+           AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()))"""
+GONE = f"""((j.state = 'enqueued' AND j.date_enqueued < %(enqueued)s)
+            OR (j.state = 'started' AND j.date_started < %(started)s AND {NO_WORKER}))"""
+LOST_JOBS = f"""
     SELECT l.id, l.job_uuid, j.id, j.state
       FROM api_sync_log AS l
       LEFT JOIN queue_job AS j ON j.uuid = l.job_uuid
      WHERE l.state = 'pending' AND (%(all)s OR l.id = ANY(%(ids)s))
-       AND (j.id IS NULL
-            OR j.state IN ('done', 'cancelled', 'failed')
-            OR (j.state = 'enqueued' AND j.date_enqueued < %(grace)s)
-            OR (j.state = 'started' AND j.date_started < %(grace)s AND NOT EXISTS (
-                    SELECT 1 FROM pg_locks AS k
-                     WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2
-                       AND k.classid = %(lock_class)s::oid AND k.objid = j.id::oid
-                       AND k.database = (SELECT oid FROM pg_database
-                                          WHERE datname = current_database()))))
+       AND (j.id IS NULL OR j.state IN ('done', 'cancelled', 'failed') OR {GONE})
      ORDER BY l.id
+"""
+DEAD_JOBS = f"""
+    SELECT j.id, j.uuid, j.model_name, j.method_name FROM queue_job AS j
+     WHERE j.state IN ('enqueued', 'started') AND {JOBS} AND {GONE}
+     ORDER BY j.id
 """
 
 
@@ -75,8 +89,11 @@ def store(logs, job_uuid, description, eta=None, inbound=False):
     """Store the job ``job_uuid`` (a new uuid) delivering ``logs`` (``inbound``: applying
     them), as ``Job.store()`` does for a job it does not find, without its lookup of the uuid
     (made just now): a query saved."""
-    job = delivery_job(logs.sudo(), job_uuid, description, eta, inbound)
-    Jobs = logs.env["queue.job"]
+    _create(logs.env, delivery_job(logs.sudo(), job_uuid, description, eta, inbound))
+
+
+def _create(env, job):
+    Jobs = env["queue.job"]
     Jobs.with_context(_job_edit_sentinel=Jobs.EDIT_SENTINEL).sudo().create(
         job._store_values(create=True)
     )
@@ -172,20 +189,35 @@ def claim_running_job(env, job_uuid):
 
 def lost_jobs(env, log_ids, grace, everywhere=False):
     """``{log id: (job uuid, job id, job state)}`` of the pending logs ``log_ids`` (or all of
-    them) whose job is gone, final, or enqueued or started before ``grace`` by a worker that is
-    gone."""
+    them) whose job is gone, final, or enqueued or started before ``grace`` (a ``Grace``) by
+    a worker that is gone."""
     env["api.sync.log"].flush_model(["state", "job_uuid"])
     env["queue.job"].flush_model(["uuid", "state", "date_enqueued", "date_started"])
-    env.cr.execute(
-        LOST_JOBS,
-        {"all": everywhere, "ids": list(log_ids), "grace": grace, "lock_class": JOB_LOCK_CLASS},
-    )
+    env.cr.execute(LOST_JOBS, _params(grace, all=everywhere, ids=list(log_ids)))
     return {log_id: tuple(job) for log_id, *job in env.cr.fetchall()}
+
+
+def dead_jobs(env, grace):
+    """``[(job id, uuid, model, method)]`` of api_sync's jobs that hold a place in the job
+    runner's channels (enqueued or started before ``grace``) while their worker is gone."""
+    env["queue.job"].flush_model(["state", "date_enqueued", "date_started"])
+    env.cr.execute(DEAD_JOBS, _params(grace))
+    return env.cr.fetchall()
+
+
+def _params(grace, **params):
+    return {
+        "enqueued": grace.enqueued,
+        "started": grace.started,
+        "lock_class": JOB_LOCK_CLASS,
+        **params,
+    }
 
 
 def job_is_lost(env, job_id, grace):
     """Under lock: whether the job will not run (queue_job may have brought it back); takes
-    its advisory lock when it was started by a worker that is gone."""
+    its advisory lock when it was started (before ``grace``, a ``Grace``) by a worker that is
+    gone."""
     env["queue.job"].flush_model(["state", "date_enqueued", "date_started"])
     cr = env.cr
     cr.execute(
@@ -201,26 +233,67 @@ def job_is_lost(env, job_id, grace):
     if state in FINAL_JOB_STATES:
         return True
     if state == "enqueued":
-        return bool(enqueued and enqueued < grace)
-    if state != "started" or not started or started >= grace:
+        return bool(enqueued and enqueued < grace.enqueued)
+    if state != "started" or not started or started >= grace.started:
         return False
     cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (JOB_LOCK_CLASS, job_id))
     return cr.fetchone()[0]
 
 
-def started_progress_jobs(env, grace):
-    """The run progress jobs started before ``grace`` (their worker may be gone)."""
-    return (
-        env["queue.job"]
-        .sudo()
-        .search(
-            [
-                ("model_name", "=", "api.sync.run"),
-                ("method_name", "=", "_advance"),
-                ("state", "=", "started"),
-                ("date_started", "<", grace),
-            ]
-        )
+# -- the watch (models/watch.py) ---------------------------------------------------------------
+
+
+def store_watch(env, method, eta, description, priority):
+    """Store the watch's job: ``method`` (bound to an empty recordset), in the root channel
+    (outside api_sync's, whose places dead jobs may hold), due at ``eta``."""
+    job = Job(
+        method,
+        eta=eta,
+        max_retries=0,
+        channel="root",
+        description=description,
+        priority=priority,
+    )
+    _create(env, job)
+
+
+def lock_watches(cr):
+    """Until the transaction ends, nobody else decides whether a watch is due."""
+    cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", WATCH_LOCK)
+
+
+def watch_due(cr, enqueued_after, but=None):
+    """When the next watch is due (one waiting, or enqueued after ``enqueued_after`` and not
+    started yet), other than the job ``but``; None when there is none."""
+    cr.execute(
+        """SELECT min(COALESCE(eta, now() AT TIME ZONE 'UTC')) FROM queue_job
+            WHERE model_name = 'api.sync.log' AND method_name = '_watch'
+              AND uuid IS DISTINCT FROM %s
+              AND (state = 'pending' OR (state = 'enqueued' AND date_enqueued > %s))""",
+        (but, enqueued_after),
+    )
+    return cr.fetchone()[0]
+
+
+def work_in_flight(cr, ready_before):
+    """Whether api_sync has a job (the watch's aside) enqueued, started, or waiting for a
+    place in its channel to run before ``ready_before``."""
+    cr.execute(
+        f"""SELECT EXISTS (
+               SELECT 1 FROM queue_job AS j
+                WHERE j.state IN ('pending', 'enqueued', 'started') AND {JOBS}
+                  AND j.method_name != '_watch'
+                  AND (j.state != 'pending' OR j.eta IS NULL OR j.eta < %s))""",
+        (ready_before,),
+    )
+    return cr.fetchone()[0]
+
+
+def drop_finished_watches(cr):
+    """The watch jobs that ended leave queue_job's table (one is stored every few seconds)."""
+    cr.execute(
+        """DELETE FROM queue_job WHERE model_name = 'api.sync.log' AND method_name = '_watch'
+              AND state IN ('done', 'cancelled')"""
     )
 
 

@@ -20,3 +20,4 @@ from . import test_queue_jobs
 from . import test_metrics
 from . import test_inbound
 from . import test_replay
+from . import test_watch

@@ -86,7 +86,8 @@ class TestQueueJobs(ApiSyncCase):
         self.set_job(done, state="done")
         an_hour_ago = fields.Datetime.now() - AN_HOUR
         self.set_job(started, state="started", date_enqueued=an_hour_ago, date_started=an_hour_ago)
-        grace = fields.Datetime.now() - datetime.timedelta(seconds=30)
+        grace_time = fields.Datetime.now() - datetime.timedelta(seconds=30)
+        grace = queue_jobs.Grace(enqueued=grace_time, started=grace_time)
         ids = (gone | done | started | fresh).ids
         lost = queue_jobs.lost_jobs(self.env, ids, grace)
         self.assertEqual(sorted(lost), sorted((gone | done | started).ids))

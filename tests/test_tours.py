@@ -10,6 +10,9 @@ from odoo.tools import mute_logger
 from .delivery_common import DeliveryCase
 
 LOG_MODULE = "odoo.addons.api_sync.models.api_sync_log"
+# seconds a whole tour may take (Odoo: 60), its steps 30 s each (static/tests/tours): a machine
+# loaded by other tests or servers beside exceeds the defaults now and then
+TOUR_TIMEOUT = 180
 
 
 @tagged("post_install", "-at_install")
@@ -51,11 +54,14 @@ class TestTours(HttpCase, DeliveryCase):
 
     def test_dashboard(self):
         self.prepare()
-        self.start_tour("/odoo", "api_sync_dashboard", login="admin")
+        self.start_tour("/odoo", "api_sync_dashboard", login="admin", timeout=TOUR_TIMEOUT)
 
     def test_configure_from_scratch(self):
         self.start_tour(
-            "/odoo/action-api_sync.action_api_sync_config", "api_sync_configure", login="admin"
+            "/odoo/action-api_sync.action_api_sync_config",
+            "api_sync_configure",
+            login="admin",
+            timeout=TOUR_TIMEOUT,
         )
         config = self.env["api.sync.config"].search([("name", "=", "Tour From Scratch")])
         self.assertEqual(len(config.automation_ids), 2)
@@ -65,6 +71,7 @@ class TestTours(HttpCase, DeliveryCase):
             f"/odoo/action-api_sync.action_api_sync_config/{self.config.id}",
             "api_sync_mapping_lines",
             login="admin",
+            timeout=TOUR_TIMEOUT,
         )
         accounts = self.config.mapping_ids.filtered(lambda line: line.transform == "lines")
         self.assertEqual(accounts.source_path, "bank_ids")
@@ -76,7 +83,12 @@ class TestTours(HttpCase, DeliveryCase):
     def test_edit_and_delete_a_contact_then_its_logs(self):
         self.prepare()
         rita = self.partners[3]
-        self.start_tour(f"/odoo/res.partner/{rita.id}", "api_sync_record_logs", login="admin")
+        self.start_tour(
+            f"/odoo/res.partner/{rita.id}",
+            "api_sync_record_logs",
+            login="admin",
+            timeout=TOUR_TIMEOUT,
+        )
         self.assertFalse(rita.exists())
         logs = self.env["api.sync.log"].search([("res_id", "=", rita.id)])
         self.assertIn("delete", logs.mapped("operation"))
@@ -87,6 +99,7 @@ class TestTours(HttpCase, DeliveryCase):
             "/odoo/action-api_sync.action_api_sync_log",
             "api_sync_deleted_record_logs",
             login="admin",
+            timeout=TOUR_TIMEOUT,
         )
 
     def test_failed_banner_and_bulk_retry(self):
@@ -95,6 +108,7 @@ class TestTours(HttpCase, DeliveryCase):
             "/odoo/action-api_sync.action_api_sync_log",
             "api_sync_failed_and_bulk_retry",
             login="admin",
+            timeout=TOUR_TIMEOUT,
         )
         fred = self.env["api.sync.log"].search([("res_id", "=", self.partners[1].id)])
         self.assertEqual(fred.state, "pending", "retried")

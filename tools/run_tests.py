@@ -151,13 +151,19 @@ def main():
         action="store_true",
         help="run only the packaging checks (the wheel installed like OCA's, i18n/api_sync.pot)",
     )
+    parser.add_argument(
+        "--only-odoo",
+        action="store_true",
+        help="run only the Odoo tests (no pure tests, lint, upgrade or packaging checks)",
+    )
     args = parser.parse_args()
     python = sys.executable
     only = args.only_upgrade or args.only_packaging
+    checks = not args.only_odoo  # the upgrade and packaging checks
 
     passed_total = failed_total = 0
     parts, problems = [], []
-    if not only:
+    if not only and checks:
         pure_passed, pure_failed = run_pure(python)
         lint_ok = run_lint(python)
         parts += [
@@ -181,7 +187,7 @@ def main():
             )
             results.append(("odoo", result))
             schemas.append((Path(combination.odoo).name, tables))
-        if not args.only_packaging:
+        if not args.only_packaging and checks:
             results.append(
                 (
                     "upgrade",
@@ -191,7 +197,7 @@ def main():
                 )
             )
         # the packaging checks on the first combination (the packages are the same for all)
-        if not index and not args.only_upgrade:
+        if not index and not args.only_upgrade and checks:
             results.append(
                 (
                     "wheel",

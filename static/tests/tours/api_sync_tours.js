@@ -9,6 +9,14 @@ const showAppsMenuItem = {
     run: "click",
 };
 
+// Every step waits up to 30 s for its element (Odoo's default is 10 s, which a loaded machine,
+// running other tests or servers beside, exceeds now and then); a step may set its own.
+const STEP_TIMEOUT = 30000;
+
+function patient(steps) {
+    return steps.map((step) => ({ timeout: STEP_TIMEOUT, ...step }));
+}
+
 /**
  * The element of ``selector`` whose text is exactly ``label``, once it is shown (5 s at most):
  * menus and dropdowns render their items again as they load.
@@ -73,7 +81,7 @@ function pickAutocomplete(fieldName, label) {
 
 registry.category("web_tour.tours").add("api_sync_dashboard", {
     url: "/odoo",
-    steps: () => [
+    steps: () => patient([
         showAppsMenuItem,
         {
             content: "open the API Sync app",
@@ -104,13 +112,13 @@ registry.category("web_tour.tours").add("api_sync_dashboard", {
         },
         // the steps after a server round trip that loads or generates much wait longer than
         // the default 10 s: on a loaded machine they took more (all series)
-        { content: "graph shown", trigger: ".o_graph_renderer canvas", timeout: 30000 },
-    ],
+        { content: "graph shown", trigger: ".o_graph_renderer canvas" },
+    ]),
 });
 
 registry.category("web_tour.tours").add("api_sync_configure", {
     url: "/odoo/action-api_sync.action_api_sync_config",
-    steps: () => [
+    steps: () => patient([
         { content: "new configuration", trigger: ".o_list_button_add", run: "click" },
         { trigger: 'div[name="name"] input', run: "edit Tour From Scratch" },
         { trigger: 'div[name="model_id"] input', run: "edit Contact" },
@@ -146,7 +154,6 @@ registry.category("web_tour.tours").add("api_sync_configure", {
         {
             content: "two rules",
             trigger: '.o_kanban_record:contains("on deletion")',
-            timeout: 30000,
         },
         {
             content: "back to the configuration",
@@ -169,11 +176,11 @@ registry.category("web_tour.tours").add("api_sync_configure", {
                 }
             },
         },
-    ],
+    ]),
 });
 
 registry.category("web_tour.tours").add("api_sync_record_logs", {
-    steps: () => [
+    steps: () => patient([
         { content: "the contact's form", trigger: 'div[name="email"] input', run: "edit t@x.io" },
         { content: "save", trigger: ".o_form_button_save", run: "click" },
         { content: "saved", trigger: ".o_form_saved" },
@@ -201,12 +208,12 @@ registry.category("web_tour.tours").add("api_sync_record_logs", {
             content: "deleted: the contact is no longer shown",
             trigger: 'body:not(:has(.o_breadcrumb:contains("Tour Rita")))',
         },
-    ],
+    ]),
 });
 
 registry.category("web_tour.tours").add("api_sync_deleted_record_logs", {
     url: "/odoo/action-api_sync.action_api_sync_log",
-    steps: () => [
+    steps: () => patient([
         {
             content: "open the delete event of the deleted contact",
             trigger: '.o_data_row:contains("Tour Dora"):contains("Delete") td.o_data_cell',
@@ -227,12 +234,12 @@ registry.category("web_tour.tours").add("api_sync_deleted_record_logs", {
             content: "opens too",
             trigger: '.o_form_view div[name="record_name"]:contains("Tour Dora")',
         },
-    ],
+    ]),
 });
 
 registry.category("web_tour.tours").add("api_sync_failed_and_bulk_retry", {
     url: "/odoo/action-api_sync.action_api_sync_log",
-    steps: () => [
+    steps: () => patient([
         {
             content: "open a failed event",
             trigger: '.o_data_row:contains("Tour Fred"):contains("Failed") td.o_data_cell',
@@ -257,7 +264,7 @@ registry.category("web_tour.tours").add("api_sync_failed_and_bulk_retry", {
             content: "what could be retried was, and it says how many",
             trigger: ".o_notification:contains(\"queued again\")",
         },
-    ],
+    ]),
 });
 
 /** Pick ``fieldName`` in the source path selector of the active dialog. */
@@ -282,7 +289,7 @@ function pickSourceField(fieldName) {
 }
 
 registry.category("web_tour.tours").add("api_sync_mapping_lines", {
-    steps: () => [
+    steps: () => patient([
         { content: "the mapping", trigger: '.nav-link[name="mapping"]', run: "click" },
         {
             content: "add a mapping line",
@@ -328,9 +335,8 @@ registry.category("web_tour.tours").add("api_sync_mapping_lines", {
         {
             content: "listed with its Line Fields",
             trigger: 'div[name="mapping_ids"] .o_data_row:contains("accounts"):contains("number")',
-            timeout: 30000,
         },
         { content: "save", trigger: ".o_form_button_save", run: "click" },
         { content: "saved", trigger: ".o_form_saved" },
-    ],
+    ]),
 });
