@@ -97,7 +97,14 @@ class TestReplay(DeliveryCase):
             original = json.loads(replay.replay_of_id.request_body)
             sent = received[replay.idempotency_key]
             self.assertEqual(sent.headers["Idempotency-Key"], replay.idempotency_key)
-            self.assertEqual({**original, "id": replay.idempotency_key}, sent.json)
+            self.assertEqual(
+                {
+                    **original,
+                    "id": replay.idempotency_key,
+                    "replay_of": replay.replay_of_id.idempotency_key,
+                },
+                sent.json,
+            )
         self.assertEqual(lost.mapped("state"), ["failed", "cancelled"], "replay leaves them")
         self.assertEqual(inbound.state, "failed")
         self.assertIn("replayed 2", self.config.message_ids[0].body)

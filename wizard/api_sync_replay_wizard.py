@@ -3,7 +3,7 @@
 Recover: the failed and cancelled events are queued again with their event ids (as Retry
 does), so receivers deduplicate what they had. Replay: the delivered events are sent again as
 new events (new event ids, linked to their original by ``replay_of_id``) carrying the body
-delivered, the new event id in its envelope.
+delivered, the new event id in its envelope and the original's as ``replay_of``.
 """
 
 import json
@@ -171,6 +171,7 @@ class ApiSyncReplayWizard(models.TransientModel):
             if original.request_body:  # the body delivered, with the new event id
                 body = json.loads(original.request_body)
                 body["id"] = new["idempotency_key"]
+                body["replay_of"] = original.idempotency_key  # marked: a receiver can tell
                 new["request_body"] = wire.encode(body).decode()
             values.append(new)
         replays = Log.create(values)
