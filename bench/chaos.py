@@ -198,6 +198,7 @@ class Chaos:
         self.writer_errors = []
         self.faults = []
         self.deaths = []  # (time.monotonic(), what) of each kill -9
+        self.fault_times = []  # time.monotonic() of each fault
         self.lock = threading.Lock()
 
     def db(self):
@@ -341,6 +342,7 @@ class Chaos:
     def fault(self, what, death=False):
         now = time.monotonic()
         self.faults.append((round(now - self.t0, 1), what))
+        self.fault_times.append(now)
         if death:
             self.deaths.append((now, what))
         log(what)
@@ -459,20 +461,23 @@ class Chaos:
 
     def resumes(self):
         """For each death: seconds to the next 2xx, and the longest pause between 2xx answers
-        in the ``AFTER_DEATH`` seconds after it (the death counting as the first)."""
+        from it (counting as the first) until the next fault, ``AFTER_DEATH`` seconds at most
+        (a receiver outage that follows is not the death's)."""
         with self.receiver.lock:
             times = sorted(self.receiver.accepted_at)
         found = []
         for died, what in self.deaths:
-            after = [t for t in times if died < t <= died + AFTER_DEATH]
-            points = [died, *after]
+            until = min([t for t in self.fault_times if t > died] + [died + AFTER_DEATH])
+            later = [t for t in times if t > died]
+            # no delivery before the next fault: the pause lasts until the next one
+            points = [died, *([t for t in later if t <= until] or later[:1])]
             found.append(
                 {
                     "death": what,
                     "at_s": round(died - self.t0, 1),
-                    "next_delivery_s": round(after[0] - died, 1) if after else None,
+                    "next_delivery_s": round(later[0] - died, 1) if later else None,
                     "longest_pause_s": round(max(b - a for a, b in itertools.pairwise(points)), 1)
-                    if after
+                    if later
                     else None,
                 }
             )
@@ -607,7 +612,10 @@ def main():
     print("faults (seconds after the writers started):")
     for when, what in results["faults"]:
         print(f"  {when:>6}  {what}")
-    print(f"deliveries after each death (next 2xx; longest pause within {AFTER_DEATH} s):")
+    print(
+        f"deliveries after each death (next 2xx; longest pause until the next fault, "
+        f"{AFTER_DEATH} s at most):"
+    )
     for resume in results["resume_after_death"]:
         print(
             f"  {resume['at_s']:>6}  {resume['next_delivery_s']} s; {resume['longest_pause_s']} s"
