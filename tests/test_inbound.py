@@ -453,6 +453,30 @@ class TestInbound(InboundCase):
         self.assertTrue(log.next_retry_at)
         self.assertEqual(len(self.inbound_jobs()), 1, "queued again, later")
 
+    def test_a_many2one_by_another_configurations_external_ids(self):
+        self.env["api.sync.field.mapping"].create(
+            {
+                "config_id": self.config.id,
+                "source_path": "parent_id",
+                "target_key": "company",
+                "transform": "many2one_id",
+                "inbound": True,
+                "inbound_id_config_id": self.other.id,
+            }
+        )
+        acme = self.env["res.partner"].create({"name": "Acme", "is_company": True})
+        self.env["api.sync.binding"]._bind(self.other, acme.id, "wh-acme", None)
+        self.send(self.event("created", "c-17", name="Ann at Acme", company="wh-acme"))
+        self.run_jobs()
+        self.assertEqual(self.partner_of("c-17").parent_id, acme, "found by its external id")
+        self.send(self.event("created", "c-18", name="Bob at Nowhere", company="wh-none"))
+        self.env["queue.job"].flush_model()
+        perform(self.env, self.inbound_jobs())
+        log = self.Log.search([("direction", "=", "inbound")], limit=1)
+        self.assertEqual((log.state, log.error_class), ("pending", "Retry"), "it may come later")
+        self.assertIn("parent_id", log.error_message)
+        self.assertFalse(self.partner_of("c-18"))
+
     def test_the_operation_from_the_http_method(self):
         self.config.write({"inbound_operation_source": "method"})
         self.assertEqual(

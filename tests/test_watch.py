@@ -19,6 +19,8 @@ class TestWatch(DeliveryCase):
         super().setUp()
         Watch.next_look = 0.0  # this process has not looked yet
         self.addCleanup(setattr, Watch, "next_look", 0.0)
+        # watches stored by the jobs of tests that commit (their own cursors), before this one
+        self.env["queue.job"].search([("method_name", "=", "_watch")]).unlink()
 
     def watches(self, states=("pending",)):
         self.env.flush_all()
@@ -138,5 +140,6 @@ class TestWatch(DeliveryCase):
         self.keep()
         self.assertEqual(len(self.watches()), 1, "a dead watch is not due: a new one is")
         self.assertGreaterEqual(Watch(self.env).take_over_dead_jobs(), 2)
+        self.env.invalidate_all()  # newer queue_job releases store job states in SQL
         self.assertEqual(dead_watch.state, "cancelled")
         self.assertEqual(progress.state, "pending", "queued again (it is idempotent)")
