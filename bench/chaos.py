@@ -38,7 +38,7 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.driver import command_arguments, conf_value, start_odoo  # noqa: E402
+from bench.driver import command_arguments, conf_value, json_rpc, start_odoo  # noqa: E402
 from engine.receiver import Receiver, Reply  # noqa: E402
 
 WRITERS = 4
@@ -70,21 +70,9 @@ class Rpc:
         self.uid = self.call("common", "login", db, "admin", "admin")
 
     def call(self, service, method, *args):
-        response = self.session.post(
-            self.url,
-            json={
-                "jsonrpc": "2.0",
-                "method": "call",
-                "params": {"service": service, "method": method, "args": args},
-            },
-            timeout=60,
+        return json_rpc(
+            self.session, self.url, {"service": service, "method": method, "args": args}
         )
-        if response.status_code >= 500:  # the load balancer: the node died during the call
-            raise requests.HTTPError(f"{response.status_code} from {self.url}")
-        body = response.json()
-        if "error" in body:
-            raise RuntimeError(body["error"]["data"]["message"])
-        return body["result"]
 
     def __call__(self, model, method, *args, **kwargs):
         return self.call(

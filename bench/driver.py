@@ -1,13 +1,17 @@
 """The api_sync benchmark driver (issue 6), started by ``tools/bench``; see BENCHMARKS.md.
 
-Parts 1 to 3 run inside this process on an Odoo registry of the bench database; parts 4 and 5
+Parts 1 to 3 run inside this process on an Odoo registry of the bench database; parts 4 to 6
 start an Odoo server with workers and the queue_job runner. Receivers are processes of their own
 (``bench/receiver_proc.py``) on 127.0.0.1. Every figure that matters is a ratio of two medians
-measured in the same run, in interleaved rounds. Everything is bounded in time.
+measured in the same run, in interleaved rounds, except part 4's delay from a save's commit to
+the receiver's 2xx: percentiles of one series at a steady rate. Everything is bounded in time.
 """
 
 import argparse
+import datetime
+import itertools
 import json
+import math
 import os
 import platform
 import statistics
@@ -32,6 +36,9 @@ SIZES = {
     ),  # part 3: the naive implementation's sample (per-record figures)
     "record_m": (300, 100),  # part 4, events per round in record mode
     "batch_m": (10_000, 2_000),  # part 4, records per round in batch mode
+    "latency_s": (30, 10),  # part 4: seconds of writes at half the record-mode rate
+    "latency_min": (300, 100),  # part 4: at least this many writes (for a p99)
+    "latency_capacity_n": (200, 100),  # part 4: writes back to back for the path's capacity
     "scale_small": (10_000, 2_000),  # part 5
     "scale_large": (100_000, 20_000),
     "scale_huge": (1_000_000, 200_000),  # part 5 with --large only
@@ -43,6 +50,12 @@ INBOUND_CLIENTS = 2  # part 6: concurrent senders (the server has 2 workers)
 WRITE_BLOCK = 100  # parts 1 and 2: calls per setup before the next setup takes its turn
 BATCH_SIZE = 100  # part 4
 SCALE_BATCH_SIZE = 500  # part 5
+LATENCY_LOAD = 0.5  # part 4: the writes' rate, as a share of the record-mode rate measured
+LATENCY_MARKER = "Latency probe"  # part 4: names the receiver notes the answer times of
+LATENCY_WARM = 10  # part 4: writes before the timed ones (the rule's registry reload, caches)
+LATENCY_WARM_RATE = 2  # their rate (per second), and that of the writes without load
+LATENCY_UNLOADED = 20  # part 4: writes at that rate, after the capacity's (warm caches)
+PERCENTILES = {"min": 0, "p50": 0.5, "p90": 0.9, "p99": 0.99, "max": 1}
 WAIT_LIMIT = 900  # seconds: no wait for deliveries lasts longer than this
 HUGE_WAIT_LIMIT = 3600  # the same for the full sync of --large
 
@@ -53,6 +66,8 @@ TARGETS = {
     "latency_independence_ratio": ("<=", 1.05),
     "mapping_vs_naive_ratio": ("<=", 0.25),
     "record_vs_bare_ratio": (">=", 0.25),
+    "latency_p99_vs_p50_ratio": ("<=", 3.0),
+    "latency_p50_vs_bare_ratio": ("<=", 10.0),
     "batch_vs_handwritten_ratio": (">=", 0.7),
     "batch_vs_record_ratio": (">=", 20.0),
     "scaling_ratio": ("<=", 11.0),
@@ -92,6 +107,19 @@ def command_arguments(description, several_confs=False):
     parser.add_argument("--conf", required=True, action="append" if several_confs else "store")
     parser.add_argument("--launcher", help="odoo-bin or setup/odoo (default: ODOO/odoo-bin)")
     return parser
+
+
+def json_rpc(session, url, params, timeout=60):
+    """Post a JSON-RPC ``call`` with ``params`` to an Odoo route over ``session`` (requests);
+    returns its result, raises RuntimeError with the server's message on an error."""
+    response = session.post(
+        url, json={"jsonrpc": "2.0", "method": "call", "params": params}, timeout=timeout
+    )
+    response.raise_for_status()
+    body = response.json()
+    if "error" in body:
+        raise RuntimeError(body["error"]["data"]["message"])
+    return body["result"]
 
 
 def conf_value(conf, key):
@@ -154,28 +182,35 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def percentile(values, share):
+    """The nearest-rank percentile: the smallest value with ``share`` of them at or below it."""
+    ranked = sorted(values)
+    return ranked[max(0, math.ceil(share * len(ranked)) - 1)] if ranked else None
+
+
 # -- receivers ------------------------------------------------------------------------------------
 
 
 class ReceiverProcess:
-    """``bench/receiver_proc.py`` in a process of its own."""
+    """``bench/receiver_proc.py`` in a process of its own; with ``times_marker``, it notes when
+    it answered 2xx each body holding that text (``answer_times``)."""
 
-    def __init__(self, python, delay, workdir):
+    def __init__(self, python, delay, workdir, times_marker=None):
         self.count_file = os.path.join(workdir, f"receiver-{delay}-{os.getpid()}.count")
-        self.proc = subprocess.Popen(
-            [
-                python,
-                os.path.join(HERE, "receiver_proc.py"),
-                "--delay",
-                str(delay),
-                "--count-file",
-                self.count_file,
-                "--lifetime",
-                "7200",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        self.times_file = self.count_file[: -len(".count")] + ".times"
+        command = [
+            python,
+            os.path.join(HERE, "receiver_proc.py"),
+            "--delay",
+            str(delay),
+            "--count-file",
+            self.count_file,
+            "--lifetime",
+            "7200",
+        ]
+        if times_marker:
+            command += ["--times-file", self.times_file, "--times-marker", times_marker]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().split()
         if len(line) != 2 or line[0] != "PORT":
             raise RuntimeError("the receiver did not start")
@@ -190,13 +225,25 @@ class ReceiverProcess:
         except FileNotFoundError:
             return 0
 
+    def answer_times(self):
+        """``{data.name: epoch seconds of its first 2xx answer}`` of the marked bodies."""
+        times = {}
+        try:
+            with open(self.times_file) as handle:
+                for line in handle:
+                    answered, _, name = line.rstrip("\n").partition("\t")
+                    times.setdefault(name, float(answered))
+        except FileNotFoundError:
+            pass
+        return times
+
     def stop(self):
         self.proc.terminate()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        for path in (self.count_file, self.count_file + ".tmp"):
+        for path in (self.count_file, self.count_file + ".tmp", self.times_file):
             if os.path.exists(path):
                 os.unlink(path)
 
@@ -317,7 +364,8 @@ class Bench:
                     WHERE ref = %(ref)s AND id %% 3 <> 0
                    UNION
                    SELECT (%(tags)s::int[])[1 + (id + 2) %% 5], id FROM res_partner
-                    WHERE ref = %(ref)s AND id %% 3 = 1""",
+                    WHERE ref = %(ref)s AND id %% 3 = 1
+                   ON CONFLICT DO NOTHING""",
                 {"tags": self.tag_ids, "ref": ref},
             )
             cr.commit()
@@ -897,8 +945,6 @@ class Bench:
         queued) and applied by the jobs (the record written as the Integration User, bound),
         each as a ratio to a bare Odoo JSON route (``/web/dataset/call_kw``, a logged-in
         session) doing the same ``write`` of the same contacts, with as many clients."""
-        import requests  # noqa: PLC0415
-
         sys.path.insert(0, REPO)
         from engine import wire  # noqa: PLC0415
 
@@ -925,14 +971,9 @@ class Bench:
                 env["api.sync.binding"]._bind_inbound(config, res_id, f"r-{res_id}", None)
             cr.commit()
             config_id, token = config.id, config.inbound_token
-        base = f"http://127.0.0.1:{self._conf_value('http_port')}"
+        base = self._base_url()
         inbound_url = f"{base}/api_sync/inbound/{token}"
-        with requests.Session() as session:
-            session.post(
-                f"{base}/web/session/authenticate",
-                json={"params": {"db": self.args.db, "login": "admin", "password": "admin"}},
-                timeout=30,
-            ).raise_for_status()
+        with self._session() as session:
             cookies = session.cookies.get_dict()
 
         def signed(round_no, res_id):
@@ -1028,6 +1069,21 @@ class Bench:
 
     def _conf_value(self, key):
         return conf_value(self.args.conf, key)
+
+    def _base_url(self):
+        return f"http://127.0.0.1:{self._conf_value('http_port')}"
+
+    def _session(self):
+        """A ``requests`` session logged in to the server as admin."""
+        import requests  # noqa: PLC0415
+
+        session = requests.Session()
+        session.post(
+            f"{self._base_url()}/web/session/authenticate",
+            json={"params": {"db": self.args.db, "login": "admin", "password": "admin"}},
+            timeout=30,
+        ).raise_for_status()
+        return session
 
     def _worker_pids(self):
         import psutil  # noqa: PLC0415
@@ -1207,6 +1263,7 @@ class Bench:
                     f"{runs[f'bare_{name}'][-1]:.0f} records/s"
                 )
         med = {name: median(values) for name, values in runs.items()}
+        self.record_rates = med  # the delay's part takes its rate and its bare loop from here
         self.results["record_vs_bare_ratio"] = ratio(med["record"], med["bare_record"])
         self.results["batch_vs_handwritten_ratio"] = ratio(med["batch_total"], med["handwritten"])
         self.results["batch_vs_bare_ratio"] = ratio(med["batch"], med["bare_batch"])
@@ -1221,6 +1278,268 @@ class Bench:
             "median_records_per_s": med,
             "records_per_s": runs,
         }
+
+    # -- part 4, then: the delay from the writer's commit to the receiver's 2xx -----------------
+
+    def _call_kw(self, session, model, method, *args):
+        """``model.method(*args)`` over Odoo's JSON route, as the web client calls it."""
+        return json_rpc(
+            session,
+            f"{self._base_url()}/web/dataset/call_kw/{model}/{method}",
+            {"model": model, "method": method, "args": list(args), "kwargs": {}},
+        )
+
+    def _latency_writes(self, tag, count, update_ids):
+        """``count`` writes, each naming its contact ``<LATENCY_MARKER> <tag> <n>`` (the value the
+        receiver notes): creations of contacts as part 1 makes them, alternating with renames
+        (and a new email) of ``update_ids``, each written once. Returns ``[(name, call_kw
+        arguments)]``."""
+        companies, countries, tags = self.company_ids, self.country_ids, self.tag_ids
+        writes = []
+        for index in range(count):
+            name = f"{LATENCY_MARKER} {tag} {index}"
+            email = f"latency{index}.{tag}@example.com"
+            if index % 2:
+                values = {"name": name, "email": email}
+                args = ("res.partner", "write", [update_ids[index // 2]], values)
+            else:
+                values = {
+                    "name": name,
+                    "email": email,
+                    "phone": f"+1 555 {index:07d}",
+                    "parent_id": companies[index % len(companies)],
+                    "country_id": countries[index % len(countries)],
+                    "category_id": [self.Command.set([tags[index % len(tags)]])],
+                    "ref": "b-latency-new",
+                }
+                args = ("res.partner", "create", values)
+            writes.append((name, args))
+        return writes
+
+    def _open_loop(self, writes, rate, writers):
+        """Make the writes from ``writers`` threads, with a logged-in session each: at a steady
+        rate, write ``i`` due at ``start + i / rate`` by the clock whatever the others' progress
+        (an open loop; a write starts late only when every thread is busy), or, without
+        ``rate``, each thread's next write as soon as its last one returned (a closed loop).
+        Returns ``{name: (due, started, returned)}`` in epoch seconds; raises if one failed."""
+        timings, errors, lock = {}, [], threading.Lock()
+        indexes = itertools.count()
+        sessions = [self._session() for _ in range(writers)]
+        start = time.time() + 0.5
+
+        def writer(session):
+            while (index := next(indexes)) < len(writes):
+                name, args = writes[index]
+                due = start + index / rate if rate else start
+                if due > time.time():
+                    time.sleep(due - time.time())
+                started = time.time()
+                try:
+                    self._call_kw(session, *args)
+                except Exception as exc:  # noqa: BLE001 - counted, reported
+                    with lock:
+                        errors.append(f"{name}: {exc!r}")
+                    continue
+                timings[name] = (due, started, time.time())
+
+        threads = [threading.Thread(target=writer, args=(session,)) for session in sessions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for session in sessions:
+            session.close()
+        if errors:
+            raise RuntimeError(f"{len(errors)} writes of {len(writes)} failed: {errors[:3]}")
+        return timings
+
+    def _write_and_deliver(self, fast, config_id, writes, rate, writers):
+        """The writes (see ``_open_loop``), then, once all are delivered, per write: its
+        timings, its event (``_events_after``) and when the receiver answered it 2xx."""
+        after = self._last_event()
+        timings = self._open_loop(writes, rate, writers)
+        events = self._events_after(config_id, after)
+        answered = fast.answer_times()
+        missing = set(timings) - (set(events) & set(answered))
+        if missing or len(events) != len(timings):
+            raise RuntimeError(
+                f"{len(events)} events for {len(timings)} writes, {len(missing)} of them "
+                "without an event or a 2xx noted by the receiver"
+            )
+        return {
+            name: {
+                "due": due,
+                "started": started,
+                "returned": returned,
+                "job_began": events[name]["began"],
+                "answered": answered[name],
+                "job": events[name]["job"],
+            }
+            for name, (due, started, returned) in timings.items()
+        }
+
+    def _events_after(self, config_id, after):
+        """``{data.name: event}`` of the events of ``config_id`` after the event ``after``, once
+        none is pending (bounded): its state, job and when its delivering transaction began (the
+        log's ``write_date``, written by its attempt)."""
+        with self.cursor() as cr:
+            cr.execute(
+                "SELECT id FROM api_sync_log WHERE config_id = %s AND id > %s",
+                (config_id, after),
+            )
+            _elapsed, states = self._wait_logs([row[0] for row in cr.fetchall()])
+        if set(states) - {"done"}:
+            raise RuntimeError(f"latency events not all delivered: {states}")
+        with self.cursor() as cr:
+            cr.execute(
+                "SELECT state, job_uuid, write_date, request_body FROM api_sync_log "
+                "WHERE config_id = %s AND id > %s",
+                (config_id, after),
+            )
+            return {
+                json.loads(body)["data"]["name"]: {
+                    "state": state,
+                    "job": job_uuid,
+                    "began": write_date.replace(tzinfo=datetime.UTC).timestamp(),
+                }
+                for state, job_uuid, write_date, body in cr.fetchall()
+            }
+
+    def _last_event(self):
+        with self.cursor() as cr:
+            cr.execute("SELECT coalesce(max(id), 0) FROM api_sync_log")
+            return cr.fetchone()[0]
+
+    def part_latency(self, fast):
+        """The delay from a writer's commit to the receiver's 2xx, at a steady rate of half the
+        capacity of the same path (see BENCHMARKS.md)."""
+        rates = getattr(self, "record_rates", None)
+        if not rates or not rates.get("record") or not rates.get("bare_record"):
+            raise RuntimeError("the delay needs part 4's record-mode rates (part 4 failed)")
+        capacity_n, seconds = self.size("latency_capacity_n"), self.size("latency_s")
+        tag = f"t{int(time.time())}"
+        with self.cursor() as cr:
+            env = self.env(cr, self.odoo.SUPERUSER_ID)
+            env["api.sync.config"].search([]).active = False
+            config = self.make_config(
+                env, "bench latency", fast.url, SYNC_LINES, signing_secret=_secret()
+            )
+            config._generate_automation_rules(True, True, False)
+            cr.commit()
+            config_id = config.id
+        self.registry.signal_changes()  # the server's workers load the new rules
+        taken = 0
+
+        def writes(prefix, count):
+            """``count`` writes; those that rename take contacts no write touched yet."""
+            nonlocal taken
+            self.insert_contacts(taken + count // 2, "b-latency")
+            pool = self.contact_ids("b-latency")[taken : taken + count // 2]
+            taken += count // 2
+            return self._latency_writes(f"{tag}{prefix}", count, pool)
+
+        def run(prefix, count, rate, writers):
+            return self._write_and_deliver(fast, config_id, writes(prefix, count), rate, writers)
+
+        try:
+            run("w", LATENCY_WARM, LATENCY_WARM_RATE, 2)  # the workers reload their registry
+            # the capacity of the path: writes back to back from as many writers as the server
+            # has workers, twice over, until the last is delivered
+            writers = 2 * int(self._conf_value("workers") or 2)
+            closed = run("c", capacity_n, None, writers)
+            first = min(write["started"] for write in closed.values())
+            last = max(write["answered"] for write in closed.values())
+            capacity = len(closed) / (last - first)
+            self.details["latency_capacity"] = {
+                "writes": len(closed),
+                "writer_threads": writers,
+                "writes_per_s": len(closed)
+                / (max(write["returned"] for write in closed.values()) - first),
+                "delivered_per_s": capacity,
+                "write_call_ms": percentile(self._delays_ms(closed, "started", "returned"), 0.5),
+            }
+            unloaded = run("u", LATENCY_UNLOADED, LATENCY_WARM_RATE, 2)
+            rate = LATENCY_LOAD * capacity
+            count = max(self.size("latency_min"), round(rate * seconds))
+            # enough threads for calls of up to 100 ms at that rate, twice over
+            writers = max(4, math.ceil(rate * 0.2))
+            log(
+                f"latency: path capacity {capacity:.1f} writes/s ({len(closed)} writes back to "
+                f"back until delivered); {count} writes at {rate:.1f}/s from {writers} threads"
+            )
+            steady = run("", count, rate, writers)
+        finally:
+            with self.cursor() as cr:
+                env = self.env(cr, self.odoo.SUPERUSER_ID)
+                env["api.sync.config"].browse(config_id).active = False  # and its rules
+                cr.commit()
+            self.registry.signal_changes()
+        self._latency_figures(rates, capacity, rate, writers, steady, unloaded)
+
+    @staticmethod
+    def _delays_ms(writes, since="returned", until="answered"):
+        """Milliseconds from ``since`` to ``until`` of each write."""
+        return [(write[until] - write[since]) * 1000 for write in writes.values()]
+
+    def _latency_figures(self, rates, capacity, rate, writers, steady, unloaded):
+        ms = self._delays_ms(steady)
+        bare_ms = 1000 / rates["bare_record"]
+        p50, p99 = percentile(ms, 0.5), percentile(ms, 0.99)
+        started = [write["started"] for write in steady.values()]
+        held = (len(started) - 1) / (max(started) - min(started))
+        ordered = sorted(steady.values(), key=lambda write: write["due"])
+
+        def spread(values):
+            return {key: percentile(values, share) for key, share in PERCENTILES.items()}
+
+        self.results["latency_p50_ms"] = p50
+        self.results["latency_p99_ms"] = p99
+        self.results["latency_p99_vs_p50_ratio"] = ratio(p99, p50)
+        self.results["latency_p50_vs_bare_ratio"] = ratio(p50, bare_ms)
+        self.results["latency_rate_per_s"] = rate
+        self.results["latency_path_capacity_per_s"] = capacity
+        self.results["latency_samples"] = len(ms)
+        self.details["latency"] = {
+            "rate_per_s": rate,
+            "rate_held_per_s": held,
+            "path_capacity_per_s": capacity,
+            "record_mode_per_s": rates["record"],
+            "bare_record_ms": bare_ms,
+            "writes": len(steady),
+            "writer_threads": writers,
+            "jobs": len({write["job"] for write in steady.values()}),
+            "ms": {**spread(ms), "mean": statistics.fmean(ms)},
+            "write_call_ms": spread(self._delays_ms(steady, "started", "returned")),
+            "commit_to_job_start_ms": spread(self._delays_ms(steady, until="job_began")),
+            "job_start_to_2xx_ms": spread(self._delays_ms(steady, since="job_began")),
+            "started_late_ms": spread(self._delays_ms(steady, "due", "started")),
+            # per save, in order: [seconds after the first was due, delay ms, of which to the
+            # job's start ms, ms it started late] (are the slow ones together: a stall?)
+            "series": [
+                [
+                    round(write["due"] - ordered[0]["due"], 2),
+                    round((write["answered"] - write["returned"]) * 1000, 1),
+                    round((write["job_began"] - write["returned"]) * 1000, 1),
+                    round((write["started"] - write["due"]) * 1000, 1),
+                ]
+                for write in ordered
+            ],
+            "unloaded_ms": {
+                "rate_per_s": LATENCY_WARM_RATE,
+                **spread(self._delays_ms(unloaded)),
+                "commit_to_job_start_p50": percentile(
+                    self._delays_ms(unloaded, until="job_began"), 0.5
+                ),
+            },
+        }
+        log(
+            f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(ms)} writes at "
+            f"{rate:.1f}/s (held {held:.1f}/s); medians: commit to job start "
+            f"{percentile(self._delays_ms(steady, until='job_began'), 0.5):.1f} ms, job start "
+            f"to 2xx {percentile(self._delays_ms(steady, since='job_began'), 0.5):.1f} ms; "
+            f"unloaded p50 {percentile(self._delays_ms(unloaded), 0.5):.1f} ms; "
+            f"bare request {bare_ms:.2f} ms"
+        )
 
     def part_scaling(self, fast):
         small, large, rounds = (
@@ -1618,7 +1937,7 @@ def main():
     info = environment()
     log(f"environment: {info}")
     workdir = os.path.join(REPO, ".build")
-    fast = ReceiverProcess(sys.executable, 0.0, workdir)
+    fast = ReceiverProcess(sys.executable, 0.0, workdir, times_marker=LATENCY_MARKER)
     slow = ReceiverProcess(sys.executable, 0.2, workdir)
     bench = Bench(args)
     failures = []
@@ -1644,6 +1963,7 @@ def main():
             bench.start_server()
             for wanted, name, step in [
                 ({"4"}, "throughput", lambda: bench.part_throughput(fast)),
+                ({"4"}, "latency", lambda: bench.part_latency(fast)),
                 ({"5"}, "scaling", lambda: bench.part_scaling(fast)),
                 ({"5", "scrape"}, "metrics scrape", bench.part_metrics_scrape),
                 ({"6"}, "inbound", lambda: bench.part_inbound(fast)),

@@ -184,9 +184,14 @@ class _Server(ThreadingHTTPServer):
 class Receiver:
     """Start with ``with Receiver() as receiver:``; ``receiver.url`` is its base URL."""
 
-    def __init__(self, port=0, secret=None, delay=0.0, echo=False, keep=True, policy=None):
+    def __init__(
+        self, port=0, secret=None, delay=0.0, echo=False, keep=True, policy=None, on_answer=None
+    ):
         self.secret = secret
         self.policy = policy  # callable(Received) -> Reply or None, when nothing is scripted
+        # callable(Received), called once its answer is written to the socket (its ``status``
+        # set): the moment the client is answered, e.g. for a benchmark's latency
+        self.on_answer = on_answer
         self.delay = delay
         self.echo = echo
         self.keep = keep
@@ -269,6 +274,8 @@ class Receiver:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+                if receiver.on_answer:
+                    receiver.on_answer(request)
 
             do_POST = do_PUT = do_PATCH = do_DELETE = do_GET = _handle
 

@@ -3,25 +3,17 @@
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.driver import json_rpc
+
 
 def call(session, url, service, method, *args):
-    response = session.post(
-        f"{url}/jsonrpc",
-        json={
-            "jsonrpc": "2.0",
-            "method": "call",
-            "params": {"service": service, "method": method, "args": args},
-        },
-        timeout=60,
-    )
-    response.raise_for_status()
-    body = response.json()
-    if "error" in body:
-        raise RuntimeError(body["error"]["data"]["message"])
-    return body["result"]
+    return json_rpc(session, f"{url}/jsonrpc", {"service": service, "method": method, "args": args})
 
 
 def wait_for_server(session, url, deadline):
