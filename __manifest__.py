@@ -48,4 +48,5 @@
         "demo/api_sync_demo.xml",
         "demo/api_sync_demo_inbound.xml",
     ],
+    "uninstall_hook": "uninstall_hook",
 }

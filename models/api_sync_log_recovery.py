@@ -47,6 +47,10 @@ class ApiSyncLog(models.Model):
         help="Pending, but its job will not run: Retry queues it again.",
     )
 
+    def init(self):
+        super().init()
+        queue_jobs.create_watch_index(self.env.cr)
+
     def _compute_delivery_lost(self):
         pending = self.filtered(lambda log: log.state == "pending" and log.id)
         lost = pending.browse(list(pending._lost_jobs()))

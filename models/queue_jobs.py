@@ -242,6 +242,21 @@ def job_is_lost(env, job_id, grace):
 
 # -- the watch (models/watch.py) ---------------------------------------------------------------
 
+WATCH = "model_name = 'api.sync.log' AND method_name = '_watch'"  # as the partial index says
+WATCH_INDEX = "api_sync_queue_job_watch_index"
+
+
+def create_watch_index(cr):
+    """A partial index of the watch's jobs (two or three rows): looking for them every few
+    seconds costs the same however many jobs queue_job's table keeps."""
+    cr.execute(f"CREATE INDEX IF NOT EXISTS {WATCH_INDEX} ON queue_job (state) WHERE {WATCH}")
+
+
+def forget_api_sync_jobs(cr):
+    """At api_sync's uninstallation: its jobs (their models are gone) and the watch's index."""
+    cr.execute("DELETE FROM queue_job WHERE model_name IN ('api.sync.log', 'api.sync.run')")
+    cr.execute(f"DROP INDEX IF EXISTS {WATCH_INDEX}")
+
 
 def store_watch(env, method, eta, description, priority):
     """Store the watch's job: ``method`` (bound to an empty recordset), in the root channel
@@ -266,9 +281,8 @@ def watch_due(cr, enqueued_after, but=None):
     """When the next watch is due (one waiting, or enqueued after ``enqueued_after`` and not
     started yet), other than the job ``but``; None when there is none."""
     cr.execute(
-        """SELECT min(COALESCE(eta, now() AT TIME ZONE 'UTC')) FROM queue_job
-            WHERE model_name = 'api.sync.log' AND method_name = '_watch'
-              AND uuid IS DISTINCT FROM %s
+        f"""SELECT min(COALESCE(eta, now() AT TIME ZONE 'UTC')) FROM queue_job
+            WHERE {WATCH} AND uuid IS DISTINCT FROM %s
               AND (state = 'pending' OR (state = 'enqueued' AND date_enqueued > %s))""",
         (but, enqueued_after),
     )
@@ -291,10 +305,7 @@ def work_in_flight(cr, ready_before):
 
 def drop_finished_watches(cr):
     """The watch jobs that ended leave queue_job's table (one is stored every few seconds)."""
-    cr.execute(
-        """DELETE FROM queue_job WHERE model_name = 'api.sync.log' AND method_name = '_watch'
-              AND state IN ('done', 'cancelled')"""
-    )
+    cr.execute(f"DELETE FROM queue_job WHERE {WATCH} AND state IN ('done', 'cancelled')")
 
 
 def wake_endpoint_jobs(cr, config_id, now):

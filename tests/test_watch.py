@@ -6,7 +6,8 @@ import datetime
 from odoo import fields
 from odoo.tests import tagged
 
-from ..models.queue_jobs import JOB_LOCK_CLASS
+from .. import uninstall_hook
+from ..models.queue_jobs import JOB_LOCK_CLASS, WATCH_INDEX
 from ..models.watch import WATCH_SECONDS, Watch
 from .delivery_common import DeliveryCase, perform
 
@@ -143,3 +144,18 @@ class TestWatch(DeliveryCase):
         self.env.invalidate_all()  # newer queue_job releases store job states in SQL
         self.assertEqual(dead_watch.state, "cancelled")
         self.assertEqual(progress.state, "pending", "queued again (it is idempotent)")
+
+    def test_api_sync_jobs_and_the_watch_index_go_at_uninstallation(self):
+        self.queue_event()
+        self.keep()
+        self.env.flush_all()
+        index = "SELECT count(*) FROM pg_indexes WHERE indexname = %s"
+        self.env.cr.execute(index, (WATCH_INDEX,))
+        self.assertEqual(self.env.cr.fetchone()[0], 1, "made at installation")
+        uninstall_hook(self.env)
+        self.env.cr.execute(index, (WATCH_INDEX,))
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
+        self.env.invalidate_all()
+        self.assertFalse(
+            self.env["queue.job"].search([("model_name", "in", ["api.sync.log", "api.sync.run"])])
+        )
