@@ -48,8 +48,9 @@ class ApiSyncLog(models.Model):
     )
 
     def init(self):
-        super().init()
+        result = super().init()
         queue_jobs.create_watch_index(self.env.cr)
+        return result
 
     def _compute_delivery_lost(self):
         pending = self.filtered(lambda log: log.state == "pending" and log.id)

@@ -244,18 +244,33 @@ def job_is_lost(env, job_id, grace):
 
 WATCH = "model_name = 'api.sync.log' AND method_name = '_watch'"  # as the partial index says
 WATCH_INDEX = "api_sync_queue_job_watch_index"
+CREATE_WATCH_INDEX = f"CREATE INDEX IF NOT EXISTS {WATCH_INDEX} ON queue_job (state) WHERE {WATCH}"
+DROP_WATCH_INDEX = f"DROP INDEX IF EXISTS {WATCH_INDEX}"
+DROP_FINISHED_WATCHES = f"DELETE FROM queue_job WHERE {WATCH} AND state IN ('done', 'cancelled')"
+WATCH_DUE = f"""
+    SELECT min(COALESCE(eta, now() AT TIME ZONE 'UTC')) FROM queue_job
+     WHERE {WATCH} AND uuid IS DISTINCT FROM %s
+       AND (state = 'pending' OR (state = 'enqueued' AND date_enqueued > %s))
+"""
+WORK_IN_FLIGHT = f"""
+    SELECT EXISTS (
+        SELECT 1 FROM queue_job AS j
+         WHERE j.state IN ('pending', 'enqueued', 'started') AND {JOBS}
+           AND j.method_name != '_watch'
+           AND (j.state != 'pending' OR j.eta IS NULL OR j.eta < %s))
+"""
 
 
 def create_watch_index(cr):
     """A partial index of the watch's jobs (two or three rows): looking for them every few
     seconds costs the same however many jobs queue_job's table keeps."""
-    cr.execute(f"CREATE INDEX IF NOT EXISTS {WATCH_INDEX} ON queue_job (state) WHERE {WATCH}")
+    cr.execute(CREATE_WATCH_INDEX)
 
 
 def forget_api_sync_jobs(cr):
     """At api_sync's uninstallation: its jobs (their models are gone) and the watch's index."""
     cr.execute("DELETE FROM queue_job WHERE model_name IN ('api.sync.log', 'api.sync.run')")
-    cr.execute(f"DROP INDEX IF EXISTS {WATCH_INDEX}")
+    cr.execute(DROP_WATCH_INDEX)
 
 
 def store_watch(env, method, eta, description, priority):
@@ -280,32 +295,20 @@ def lock_watches(cr):
 def watch_due(cr, enqueued_after, but=None):
     """When the next watch is due (one waiting, or enqueued after ``enqueued_after`` and not
     started yet), other than the job ``but``; None when there is none."""
-    cr.execute(
-        f"""SELECT min(COALESCE(eta, now() AT TIME ZONE 'UTC')) FROM queue_job
-            WHERE {WATCH} AND uuid IS DISTINCT FROM %s
-              AND (state = 'pending' OR (state = 'enqueued' AND date_enqueued > %s))""",
-        (but, enqueued_after),
-    )
+    cr.execute(WATCH_DUE, (but, enqueued_after))
     return cr.fetchone()[0]
 
 
 def work_in_flight(cr, ready_before):
     """Whether api_sync has a job (the watch's aside) enqueued, started, or waiting for a
     place in its channel to run before ``ready_before``."""
-    cr.execute(
-        f"""SELECT EXISTS (
-               SELECT 1 FROM queue_job AS j
-                WHERE j.state IN ('pending', 'enqueued', 'started') AND {JOBS}
-                  AND j.method_name != '_watch'
-                  AND (j.state != 'pending' OR j.eta IS NULL OR j.eta < %s))""",
-        (ready_before,),
-    )
+    cr.execute(WORK_IN_FLIGHT, (ready_before,))
     return cr.fetchone()[0]
 
 
 def drop_finished_watches(cr):
     """The watch jobs that ended leave queue_job's table (one is stored every few seconds)."""
-    cr.execute(f"DELETE FROM queue_job WHERE {WATCH} AND state IN ('done', 'cancelled')")
+    cr.execute(DROP_FINISHED_WATCHES)
 
 
 def wake_endpoint_jobs(cr, config_id, now):

@@ -105,8 +105,9 @@ class Watch:
                         taken += bool(logs._recover_lost(lost_before=lost_before))
                     elif queue_jobs.job_is_lost(self.env, job_id, grace):
                         taken += 1
-                        if method == "_advance":
-                            job.requeue()  # a run's progress: it is idempotent
+                        if method == "_advance":  # a run's progress: it is idempotent
+                            # (not requeue(): newer queue_job releases leave started jobs be)
+                            job._change_job_state("pending", result=DESCRIPTION)
                         else:
                             job._change_job_state("cancelled", result=DESCRIPTION)
             except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
