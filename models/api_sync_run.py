@@ -372,7 +372,8 @@ class ApiSyncRun(models.Model):
         """
         if not queue_jobs.claim_running_job(self.env, self.env.context.get("job_uuid")):
             return  # recovery queued this progress job again
-        Watch.keep(self.env)  # should this worker die, its job is queued again within seconds
+        if self.env.context.get("job_uuid"):  # should this worker die: queued again in seconds
+            Watch.keep(self.env)
         for run in self.sudo():
             if run.state != "running":
                 continue

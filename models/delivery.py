@@ -119,7 +119,8 @@ class Delivery:
         if not queue_jobs.claim_running_job(self.env, self.job_uuid):
             _logger.info("api_sync: job %s was taken over by recovery", self.job_uuid)
             return self.logs.browse()
-        Watch.keep(self.env)  # should this worker die, its job is taken over within seconds
+        if self.job_uuid:  # should this worker die, its job is taken over within seconds
+            Watch.keep(self.env)
         logs = self.logs.exists()
         if self.job_uuid:
             logs = logs.filtered(lambda log: log.job_uuid == self.job_uuid)

@@ -132,10 +132,8 @@ registry.category("web_tour.tours").add("api_sync_configure", {
             run: "click",
         },
         {
-            // a line at the top: the code editor renders only the lines it shows, and how many
-            // it shows depends on when the dialog got its size
             content: "the JSON of a contact",
-            trigger: '.modal div[name="payload"]:contains("res.partner")',
+            trigger: '.modal div[name="payload"]:contains("display_name")',
         },
         { content: "close the preview", trigger: ".modal .btn-close", run: "click" },
         {
