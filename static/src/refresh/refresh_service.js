@@ -2,13 +2,21 @@ import { registry } from "@web/core/registry";
 
 const WATCHED = new Set(["api.sync.log", "api.sync.run", "api.sync.record.status", "api.sync.config"]);
 
+const QUIET_MS = 2000; // a click or a key this recently: what it opens may not be shown yet
+let lastInput = 0;
+for (const type of ["pointerdown", "keydown"]) {
+    document.addEventListener(type, () => (lastInput = Date.now()), true);
+}
+
 /**
- * Whether someone is editing: an open dialog, or a form with unsaved changes (its save buttons
- * shown). Reloading then would save the form half-edited (or close the dialog).
+ * Whether someone is editing: an open dialog, a form with unsaved changes (its save buttons
+ * shown), or a click or key just now (a dialog it opens loads its view first). Reloading then
+ * would save the form half-edited, or close the dialog (even one still loading).
  */
 function editing() {
     return Boolean(
-        document.querySelector(".o_dialog") ||
+        Date.now() - lastInput < QUIET_MS ||
+            document.querySelector(".o_dialog") ||
             document.querySelector(".o_form_status_indicator_buttons:not(.invisible)")
     );
 }
