@@ -29,7 +29,7 @@ import time
 
 import psycopg2
 
-from odoo import fields
+from odoo import SUPERUSER_ID, fields
 
 from . import queue_jobs
 from .transactions import own_transaction
@@ -58,7 +58,9 @@ class Watch:
             return
         cls.next_look = time.monotonic() + WATCH_SECONDS
         with own_transaction(env) as cr:
-            own = env(cr=cr, su=True)
+            # the watch is the system's job, as the recovery scheduled action is: not the job
+            # of whoever's delivery happened to start it
+            own = env(cr=cr, user=SUPERUSER_ID)
             queue_jobs.lock_watches(cr)
             if queue_jobs.watch_due(cr, own["api.sync.log"]._grace_limit().enqueued) is None:
                 cls._store_next(own)

@@ -3,7 +3,7 @@ jobs whose worker is gone, so that the job runner gives their places to live job
 
 import datetime
 
-from odoo import fields
+from odoo import SUPERUSER_ID, fields
 from odoo.tests import tagged
 
 from .. import uninstall_hook
@@ -60,6 +60,7 @@ class TestWatch(DeliveryCase):
         self.run_jobs()
         (watch,) = self.watches()
         self.assertEqual((watch.channel, watch.priority), ("root", 1), "outside root.api_sync")
+        self.assertEqual(watch.user_id.id, SUPERUSER_ID, "the system's job")
         self.assertAlmostEqual(
             watch.eta,
             fields.Datetime.now() + datetime.timedelta(seconds=WATCH_SECONDS),
