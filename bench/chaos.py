@@ -260,6 +260,8 @@ class Chaos:
             {"config_id": config_id, "on_create": True, "on_update": True, "on_delete": False},
         )
         rpc("api.sync.automation.wizard", "action_generate", [wizard])
+        if self.args.at_commit:  # the saving process delivers (models/at_commit.py)
+            rpc("ir.config_parameter", "set_param", "api_sync.deliver_at_commit", "True")
 
     # -- writers ------------------------------------------------------------------------------
 
@@ -582,6 +584,7 @@ def main():
     parser.add_argument("--haproxy", help="HAProxy's configuration: two nodes behind it")
     parser.add_argument("--writes", type=int, default=200, help="at most, per writer")
     parser.add_argument("--seed", type=int, default=10)
+    parser.add_argument("--at-commit", action="store_true", help="Deliver at Commit on")
     args = parser.parse_args()
     chaos = Chaos(args)
     try:

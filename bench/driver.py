@@ -52,6 +52,7 @@ BATCH_SIZE = 100  # part 4
 SCALE_BATCH_SIZE = 500  # part 5
 LATENCY_LOAD = 0.5  # part 4: the writes' rate, as a share of the record-mode rate measured
 LATENCY_MARKER = "Latency probe"  # part 4: names the receiver notes the answer times of
+AT_COMMIT_PARAM = "api_sync.deliver_at_commit"  # Settings > API Sync > Deliver at Commit
 LATENCY_WARM = 10  # part 4: writes before the timed ones (the rule's registry reload, caches)
 LATENCY_WARM_RATE = 2  # their rate (per second), and that of the writes without load
 LATENCY_UNLOADED = 20  # part 4: writes at that rate, after the capacity's (warm caches)
@@ -68,6 +69,8 @@ TARGETS = {
     "record_vs_bare_ratio": (">=", 0.25),
     "latency_p99_vs_p50_ratio": ("<=", 3.0),
     "latency_p50_vs_bare_ratio": ("<=", 10.0),
+    "latency_at_commit_p99_vs_p50_ratio": ("<=", 3.0),
+    "latency_at_commit_p50_vs_bare_ratio": ("<=", 10.0),
     "batch_vs_handwritten_ratio": (">=", 0.7),
     "batch_vs_record_ratio": (">=", 20.0),
     "scaling_ratio": ("<=", 11.0),
@@ -1410,9 +1413,10 @@ class Bench:
             cr.execute("SELECT coalesce(max(id), 0) FROM api_sync_log")
             return cr.fetchone()[0]
 
-    def part_latency(self, fast):
+    def part_latency(self, fast, at_commit=False):
         """The delay from a writer's commit to the receiver's 2xx, at a steady rate of half the
-        capacity of the same path (see BENCHMARKS.md)."""
+        capacity of the same path (see BENCHMARKS.md); ``at_commit``: with Deliver at Commit
+        (the saving server delivers), else through the job runner."""
         rates = getattr(self, "record_rates", None)
         if not rates or not rates.get("record") or not rates.get("bare_record"):
             raise RuntimeError("the delay needs part 4's record-mode rates (part 4 failed)")
@@ -1425,6 +1429,7 @@ class Bench:
                 env, "bench latency", fast.url, SYNC_LINES, signing_secret=_secret()
             )
             config._generate_automation_rules(True, True, False)
+            env["ir.config_parameter"].set_param(AT_COMMIT_PARAM, at_commit)
             cr.commit()
             config_id = config.id
         self.registry.signal_changes()  # the server's workers load the new rules
@@ -1450,7 +1455,7 @@ class Bench:
             first = min(write["started"] for write in closed.values())
             last = max(write["answered"] for write in closed.values())
             capacity = len(closed) / (last - first)
-            self.details["latency_capacity"] = {
+            self.details[f"latency{'_at_commit' if at_commit else ''}_capacity"] = {
                 "writes": len(closed),
                 "writer_threads": writers,
                 "writes_per_s": len(closed)
@@ -1472,16 +1477,26 @@ class Bench:
             with self.cursor() as cr:
                 env = self.env(cr, self.odoo.SUPERUSER_ID)
                 env["api.sync.config"].browse(config_id).active = False  # and its rules
+                env["ir.config_parameter"].set_param(AT_COMMIT_PARAM, False)
                 cr.commit()
             self.registry.signal_changes()
-        self._latency_figures(rates, capacity, rate, writers, steady, unloaded)
+        key = "latency_at_commit" if at_commit else "latency"
+        self._latency_figures(key, rates, capacity, rate, writers, steady, unloaded)
 
     @staticmethod
-    def _delays_ms(writes, since="returned", until="answered"):
-        """Milliseconds from ``since`` to ``until`` of each write."""
-        return [(write[until] - write[since]) * 1000 for write in writes.values()]
+    def _delays_ms(writes, since="committed", until="answered"):
+        """Milliseconds from ``since`` to ``until`` of each write. ``committed``: the latest
+        moment the writer's commit may have been, the earlier of the call's return and the
+        start of the delivering transaction (both come after it)."""
 
-    def _latency_figures(self, rates, capacity, rate, writers, steady, unloaded):
+        def moment(write, name):
+            if name == "committed":
+                return min(write["returned"], write["job_began"])
+            return write[name]
+
+        return [(moment(write, until) - moment(write, since)) * 1000 for write in writes.values()]
+
+    def _latency_figures(self, key, rates, capacity, rate, writers, steady, unloaded):
         ms = self._delays_ms(steady)
         bare_ms = 1000 / rates["bare_record"]
         p50, p99 = percentile(ms, 0.5), percentile(ms, 0.99)
@@ -1492,14 +1507,14 @@ class Bench:
         def spread(values):
             return {key: percentile(values, share) for key, share in PERCENTILES.items()}
 
-        self.results["latency_p50_ms"] = p50
-        self.results["latency_p99_ms"] = p99
-        self.results["latency_p99_vs_p50_ratio"] = ratio(p99, p50)
-        self.results["latency_p50_vs_bare_ratio"] = ratio(p50, bare_ms)
-        self.results["latency_rate_per_s"] = rate
-        self.results["latency_path_capacity_per_s"] = capacity
-        self.results["latency_samples"] = len(ms)
-        self.details["latency"] = {
+        self.results[f"{key}_p50_ms"] = p50
+        self.results[f"{key}_p99_ms"] = p99
+        self.results[f"{key}_p99_vs_p50_ratio"] = ratio(p99, p50)
+        self.results[f"{key}_p50_vs_bare_ratio"] = ratio(p50, bare_ms)
+        self.results[f"{key}_rate_per_s"] = rate
+        self.results[f"{key}_path_capacity_per_s"] = capacity
+        self.results[f"{key}_samples"] = len(ms)
+        self.details[key] = {
             "rate_per_s": rate,
             "rate_held_per_s": held,
             "path_capacity_per_s": capacity,
@@ -1510,6 +1525,7 @@ class Bench:
             "jobs": len({write["job"] for write in steady.values()}),
             "ms": {**spread(ms), "mean": statistics.fmean(ms)},
             "write_call_ms": spread(self._delays_ms(steady, "started", "returned")),
+            "call_start_to_2xx_ms": spread(self._delays_ms(steady, "started")),
             "commit_to_job_start_ms": spread(self._delays_ms(steady, until="job_began")),
             "job_start_to_2xx_ms": spread(self._delays_ms(steady, since="job_began")),
             "started_late_ms": spread(self._delays_ms(steady, "due", "started")),
@@ -1533,7 +1549,7 @@ class Bench:
             },
         }
         log(
-            f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(ms)} writes at "
+            f"{key}: p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(ms)} writes at "
             f"{rate:.1f}/s (held {held:.1f}/s); medians: commit to job start "
             f"{percentile(self._delays_ms(steady, until='job_began'), 0.5):.1f} ms, job start "
             f"to 2xx {percentile(self._delays_ms(steady, since='job_began'), 0.5):.1f} ms; "
@@ -1964,6 +1980,7 @@ def main():
             for wanted, name, step in [
                 ({"4"}, "throughput", lambda: bench.part_throughput(fast)),
                 ({"4"}, "latency", lambda: bench.part_latency(fast)),
+                ({"4"}, "latency at commit", lambda: bench.part_latency(fast, at_commit=True)),
                 ({"5"}, "scaling", lambda: bench.part_scaling(fast)),
                 ({"5", "scrape"}, "metrics scrape", bench.part_metrics_scrape),
                 ({"6"}, "inbound", lambda: bench.part_inbound(fast)),

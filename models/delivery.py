@@ -53,17 +53,22 @@ class Capture:
 class Delivery:
     """The deliveries of one job, and what they share (see the module's docstring)."""
 
-    def __init__(self, logs, job_uuid=None):
+    def __init__(self, logs, job_uuid=None, claimed=False, gates=None):
         self.env = logs.env
         self.logs = logs.sudo()
         self.job_uuid = job_uuid
+        # the caller holds the job's lock: a job run in place at commit (models/at_commit.py),
+        # still pending, which needs no watch (should its process die, it runs at its time)
+        self.claimed = claimed
         self.captures = {}  # {(config id, record id): Capture} of record events without body
         self.batches = {}  # {log id: (records, payloads or MappingErrors)} of such batches
         self.versions = {}  # {(config id, record id): last version delivered}
         self.named = {}  # the same, of the status rows with a name
         self.attempts = []  # attempt lines to create
         self.changed = []  # ids of logs whose status changed
-        self.gates = {}  # {config id: its endpoint's Gate}
+        # {config id: its endpoint's Gate}, shared with the deliveries that follow this one in
+        # the same thread when given (models/at_commit.py)
+        self.gates = {} if gates is None else gates
         self.waiting = defaultdict(list)  # {(config id, eta): ids of logs waiting until then}
         self.adapters = {}  # {config id: its Adapter}
 
@@ -116,6 +121,8 @@ class Delivery:
     def _claim(self):
         """The logs still linked to this job (recovery may have given others a new one); none
         when recovery took the job over."""
+        if self.claimed:
+            return self.logs
         if not queue_jobs.claim_running_job(self.env, self.job_uuid):
             _logger.info("api_sync: job %s was taken over by recovery", self.job_uuid)
             return self.logs.browse()
@@ -173,6 +180,7 @@ class Delivery:
             (tuple(logs.ids),),
             log_exceptions=False,
         )
+        logs.invalidate_recordset()  # what was read of them before they were locked
         Status = self.env["api.sync.record.status"]
         status_rows = {}
         for config, config_logs in logs.grouped("config_id").items():
@@ -183,7 +191,6 @@ class Delivery:
                 Status._ensure(config, missing)
                 found.update(Status._lock_rows(config, missing))
             status_rows.update({(config.id, res_id): row for res_id, row in found.items()})
-        logs.invalidate_recordset()
         return status_rows
 
     # -- read and map, as the Integration User ----------------------------------------------------
@@ -194,14 +201,14 @@ class Delivery:
         event reads its own records and fails alone), and each adapter's own (external ids)."""
         self.versions = {key: version for key, (version, _named) in status_rows.items() if version}
         self.named = {key: version for key, (version, named) in status_rows.items() if named}
-        todo = logs.filtered(lambda log: log.res_id or log.operation == "batch")
+        todo = logs.filtered(
+            lambda log: (log.res_id or log.operation == "batch") and not log.request_body
+        )
         try:
-            with self.env.cr.savepoint(flush=False):
-                for (config, model_name), group in (
-                    todo.filtered(lambda log: not log.request_body)
-                    .grouped(lambda log: (log.config_id, log.res_model))
-                    .items()
-                ):
+            with self.env.cr.savepoint(flush=False) if todo else contextlib.nullcontext():
+                for (config, model_name), group in todo.grouped(
+                    lambda log: (log.config_id, log.res_model)
+                ).items():
                     Model = self.env[model_name]
                     events = group.filtered(lambda log: log.operation != "batch")
                     if events:

@@ -32,6 +32,7 @@ from odoo.tools import SQL
 from ..engine import mapping, wire
 from . import queue_jobs
 from .adapters import adapter_for
+from .at_commit import AtCommit
 from .mapper import Mapper
 
 PENDING_KEY = "api_sync.pending"  # {(config id, record id): [operation, changed fields]}
@@ -102,10 +103,11 @@ class Outbox:
 
     # -- queued ------------------------------------------------------------------------------------
 
-    def queue(self, config, records, operation, changed_fields, merge=True):
+    def queue(self, config, records, operation, changed_fields, merge=True, final=False):
         """Create the pending events of ``records`` for ``config`` and store their jobs (a few
         statements); returns the events (those folded into earlier ones, and those not sent
-        because the Integration User cannot read their record, included)."""
+        because the Integration User cannot read their record, included). ``final``: the
+        records are as the transaction commits them (``_flush``)."""
         config.ensure_one()
         Log = self.env["api.sync.log"].sudo()
         records = self._not_applied(config, records)
@@ -142,7 +144,11 @@ class Outbox:
         for index, vals in enumerate(values):
             if vals.get("state") != "failed":
                 vals["job_uuid"] = job_uuids[index // size]
-        logs = self._insert(config, values)  # with their jobs, in one statement
+        # this process may deliver the jobs after the commit: they wait, as its fallback
+        eta = AtCommit.take(self.env, list({v["job_uuid"] for v in values if v.get("job_uuid")}))
+        if eta and final and operation != "delete":
+            self._freeze(config, todo, values, operation, changed_fields)
+        logs = self._insert(config, values, eta=eta)  # with their jobs, in one statement
         for log in logs.filtered(lambda log: log.state == "failed"):
             log._surface_failure()
         return merged | logs | skipped
@@ -260,6 +266,29 @@ class Outbox:
             return False
         return True
 
+    def _freeze(self, config, records, values, operation, changed_fields):
+        """For a delivery at commit: the bodies of the events ``values`` of ``records`` made
+        now, from the records as this transaction commits them (as a deletion's are; its cache
+        holds them), so that the delivery reads nothing before it sends. An event made so is
+        not folded with a later change: that change gets an event of its own. A record that
+        cannot be mapped is left to its delivery, which records why."""
+        mapper = Mapper(config)
+        now = self.env.cr.now()  # the events' creation time (``_insert``)
+        changed = sorted(set(changed_fields)) if changed_fields else None
+        for record, vals, data in zip(
+            records, values, mapper.payloads_or_errors(records), strict=True
+        ):
+            if isinstance(data, mapping.MappingError):
+                continue
+            body = mapper.record_body(
+                vals["idempotency_key"], record, operation, changed, now, data=data
+            )
+            vals.update(
+                request_body=wire.encode(body).decode(),
+                record_version=record.write_date,
+                record_name=record.display_name,
+            )
+
     def _capture_deletions(self, config, records, event_ids):
         """Per record, the log values that freeze its deletion event before it is removed.
 
@@ -284,12 +313,13 @@ class Outbox:
 
     # -- the events and their jobs, in one statement ---------------------------------------------
 
-    def _insert(self, config, values_list, skip_conflicts=False, store_jobs=True):
+    def _insert(self, config, values_list, skip_conflicts=False, store_jobs=True, eta=None):
         """Insert the events ``values_list`` of ``config`` and one job per ``job_uuid`` they
         carry (delivering the events that carry it, or applying them for inbound events), in
         one statement; returns the events, in order. ``skip_conflicts``: an event whose unique
         keys are taken is not inserted, nor its job (the inbound URL's redeliveries).
         ``store_jobs``: False when the jobs exist (an inbound event joining a job not started).
+        ``eta``: the jobs wait that many seconds (None: they run at once).
 
         ``create`` of a log and of its job would cost the writer two statements and the ORM's
         per-record work at every commit. This does what ``create`` does for these two models:
@@ -333,7 +363,9 @@ class Outbox:
                 description = queue_jobs.delivery_description(
                     len(group), first["res_model"], first.get("res_id"), first["operation"], config
                 )
-            jobs.append(queue_jobs.insert_sql(Log, job_uuid, description, f"job_{index}", inbound))
+            jobs.append(
+                queue_jobs.insert_sql(Log, job_uuid, description, f"job_{index}", inbound, eta)
+            )
         self.env.cr.execute(
             SQL(
                 "WITH logs AS (INSERT INTO api_sync_log (%s) VALUES %s %s RETURNING id, job_uuid)"
@@ -373,7 +405,9 @@ def _flush(env):
         if not config:  # archived or deleted meanwhile
             continue
         records = config._archived_left_out(env[config.model_name].browse(record_ids))
-        outbox.queue(config, records, operation, sorted(changed) if changed else None, merge=False)
+        outbox.queue(
+            config, records, operation, sorted(changed) if changed else None, False, final=True
+        )
     env.flush_all()  # this runs after the transaction's last flush
 
 

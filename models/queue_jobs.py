@@ -59,6 +59,8 @@ DEAD_JOBS = f"""
      WHERE j.state IN ('enqueued', 'started') AND {JOBS} AND {GONE}
      ORDER BY j.id
 """
+JOB_STATE = "SELECT state FROM queue_job WHERE uuid = %s"
+JOB_STATE_LOCKED = JOB_STATE + " FOR UPDATE"
 
 
 def delivery_description(count, res_model, res_id, operation, config):
@@ -99,12 +101,13 @@ def _create(env, job):
     )
 
 
-def insert_sql(Log, job_uuid, description, name, inbound=False):
+def insert_sql(Log, job_uuid, description, name, inbound=False, eta=None):
     """``, <name> AS (INSERT INTO queue_job ...)``: the job ``job_uuid`` stored as
     ``Job.store()`` would, delivering (``inbound``: applying) the rows of the CTE ``logs``
-    (with ``id`` and ``job_uuid``) that carry that uuid; none when no row does (an insert
-    that skipped a conflict). For ``Outbox._insert``."""
-    job = delivery_job(Log.browse(), job_uuid, description, inbound=inbound)  # logs: in SQL
+    (with ``id`` and ``job_uuid``) that carry that uuid, due at ``eta`` (seconds from now;
+    None: at once); none when no row does (an insert that skipped a conflict). For
+    ``Outbox._insert``."""
+    job = delivery_job(Log.browse(), job_uuid, description, eta=eta, inbound=inbound)
     Jobs = Log.env["queue.job"]
     values = job._store_values(create=True)
     if Jobs._log_access:
@@ -185,6 +188,39 @@ def claim_running_job(env, job_uuid):
     )
     row = env.cr.fetchone()
     return not row or row[0]
+
+
+def claim_waiting_job(cr, job_uuid):
+    """The job ``job_uuid`` claimed before its time, while no worker has it: its advisory
+    lock held until the transaction ends; returns its user's id and the ids of the events
+    linked to it, None when it is no longer pending or someone holds its lock."""
+    cr.execute(
+        """SELECT j.user_id, ARRAY(SELECT l.id FROM api_sync_log AS l
+                                     WHERE l.job_uuid = j.uuid ORDER BY l.id)
+             FROM queue_job AS j
+            WHERE j.uuid = %s AND j.state = 'pending' AND pg_try_advisory_xact_lock(%s, j.id)""",
+        (job_uuid, JOB_LOCK_CLASS),
+    )
+    return cr.fetchone()
+
+
+def job_state(cr, job_uuid, lock=False):
+    """The state of the job ``job_uuid`` (None when it is gone); ``lock``: its row locked
+    until the transaction ends."""
+    cr.execute(JOB_STATE_LOCKED if lock else JOB_STATE, (job_uuid,))
+    row = cr.fetchone()
+    return row and row[0]
+
+
+def wake_job(cr, job_uuid, seconds=None):
+    """The job ``job_uuid``, while it waits for its time, runs now (or in ``seconds``)."""
+    cr.execute(
+        """UPDATE queue_job
+              SET eta = CASE WHEN %s::int IS NULL THEN NULL
+                        ELSE (now() AT TIME ZONE 'UTC') + make_interval(secs => %s::int) END
+            WHERE uuid = %s AND state = 'pending'""",
+        (seconds, seconds, job_uuid),
+    )
 
 
 def lost_jobs(env, log_ids, grace, everywhere=False):

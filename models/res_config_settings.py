@@ -1,7 +1,9 @@
-"""Settings > API Sync: the token of the metrics route, for Settings administrators only."""
+"""Settings > API Sync, for Settings administrators only: delivery at commit, the token of the
+metrics route."""
 
 from odoo import fields, models
 
+from .at_commit import PARAM as AT_COMMIT_PARAM
 from .constants import ADMIN_GROUP
 from .metrics import TOKEN_PARAM
 
@@ -14,4 +16,13 @@ class ResConfigSettings(models.TransientModel):
         config_parameter=TOKEN_PARAM,
         groups=ADMIN_GROUP,
         help="Bearer token of /api_sync/metrics (Prometheus). Empty: the route answers 404.",
+    )
+    api_sync_deliver_at_commit = fields.Boolean(
+        string="Deliver at Commit",
+        config_parameter=AT_COMMIT_PARAM,
+        groups=ADMIN_GROUP,
+        help="The server that saves a change sends its event right after the commit, without "
+        "waiting for the job runner; should it fail, the job runner delivers the event a few "
+        "seconds later. Each server process may then run one delivery besides the job "
+        "channels.",
     )

@@ -21,3 +21,4 @@ from . import test_metrics
 from . import test_inbound
 from . import test_replay
 from . import test_watch
+from . import test_at_commit

@@ -146,9 +146,12 @@ class TestWatch(DeliveryCase):
         self.assertEqual(dead_watch.state, "cancelled")
         self.assertEqual(progress.state, "pending", "queued again (it is idempotent)")
 
-    def test_api_sync_jobs_and_the_watch_index_go_at_uninstallation(self):
+    def test_api_sync_jobs_the_watch_index_and_settings_go_at_uninstallation(self):
         self.queue_event()
         self.keep()
+        Parameters = self.env["ir.config_parameter"].sudo()
+        Parameters.set_param("api_sync.metrics_token", "a-secret-token")
+        Parameters.set_param("api_sync_other.kept", "not ours")
         self.env.flush_all()
         index = "SELECT count(*) FROM pg_indexes WHERE indexname = %s"
         self.env.cr.execute(index, (WATCH_INDEX,))
@@ -160,3 +163,5 @@ class TestWatch(DeliveryCase):
         self.assertFalse(
             self.env["queue.job"].search([("model_name", "in", ["api.sync.log", "api.sync.run"])])
         )
+        self.assertFalse(Parameters.get_param("api_sync.metrics_token"))
+        self.assertEqual(Parameters.get_param("api_sync_other.kept"), "not ours")

@@ -1,0 +1,198 @@
+"""Delivery at commit: the server that saved a change sends its event right after the commit,
+without waiting for the job runner.
+
+A save's event is delivered by a queue_job job of its own. Between the writer's commit and that
+job's start lies queue_job's dispatch: its runner hears the new job, marks it enqueued, asks a
+server over HTTP to run it, and a worker marks it started and commits. That is about half of the
+delay from a save to the other side's answer (BENCHMARKS.md, part 4). With the setting
+``api_sync.deliver_at_commit`` (Settings > API Sync), the saving process does it itself:
+
+1. while queuing (``Outbox.queue``), the one job of a change is stored as usual, in the same
+   statement as its events, but due a little later (``FALLBACK_SECONDS``): it is the fallback;
+2. once the transaction has committed, a thread of the same process (one per process, which
+   delivers what the process's commits hand it in turn) runs that job in place (``deliver``):
+   the job's advisory lock, then the same recipe as a job (``Delivery``), then the job marked
+   done, in one transaction;
+3. when it cannot (``MAX_QUEUED`` jobs already waiting for that thread, the job's events held
+   by another delivery, an endpoint to wait for, anything unexpected), the job is given back to
+   the runner: due now, or when the delivery asked to try again.
+
+Nothing is lost or sent twice on the way: should the process die before the job is marked done,
+its transaction is rolled back and the job, still pending, runs at its time on any server; the
+runner never takes the job before then, and a job it took meanwhile (a delivery longer than
+``FALLBACK_SECONDS``) finds the job's lock held and its events done. Transactions that queue
+several jobs (a bulk change, a manual sync of many records) keep the runner: what they queue
+goes faster in parallel jobs.
+
+What this costs: each server process may run one delivery besides the job runner's channels
+(``root.api_sync`` no longer bounds how many deliveries run at once), in the process that saved.
+"""
+
+import collections
+import logging
+import threading
+from collections import defaultdict
+from functools import partial
+
+import psycopg2
+
+from odoo import SUPERUSER_ID, api, fields
+from odoo.modules.registry import Registry
+
+from odoo.addons.queue_job.exception import RetryableJobError
+from odoo.addons.queue_job.job import Job
+
+from . import queue_jobs
+from .delivery import Delivery
+
+_logger = logging.getLogger(__name__)
+
+PARAM = "api_sync.deliver_at_commit"  # ir.config_parameter, set in Settings
+FALLBACK_SECONDS = 10  # when the job runner runs a job this process did not deliver
+HANDED_KEY = "api_sync.at_commit"  # in cr.postcommit.data: the uuids of the jobs handed over
+MAX_JOBS = 4  # jobs of one transaction delivered at commit (one per configuration changed)
+MAX_QUEUED = 8  # jobs waiting for this process's thread, at the most (others: the runner's)
+THREAD_NAME = "api_sync at commit"
+LINGER_SECONDS = 2  # the thread waits that long for the next job before it ends
+
+
+class AtCommit:
+    """The jobs of one process delivered at commit (see the module's docstring): a queue of
+    jobs handed over by the commits of this process, and the thread delivering them in turn,
+    started when the first arrives and gone when none is left."""
+
+    _ready = threading.Condition()  # guards the two below; notified when a job is queued
+    _queue = collections.deque()  # (database name, job uuid) handed over, not delivered yet
+    _running = False  # whether the thread is running
+
+    @classmethod
+    def take(cls, env, job_uuids):
+        """While queuing the jobs ``job_uuids`` of one change: the ``eta`` (seconds) to store
+        them with when this process delivers them after the commit, else None (the runner's,
+        as usual)."""
+        if len(job_uuids) != 1 or len(cls._queue) >= MAX_QUEUED or not cls.enabled(env):
+            return None
+        handed = env.cr.postcommit.data.get(HANDED_KEY)
+        if handed is None:
+            handed = env.cr.postcommit.data[HANDED_KEY] = []
+            env.cr.postcommit.add(partial(cls._start, env.cr.dbname, handed))
+        if len(handed) >= MAX_JOBS:
+            return None
+        handed.extend(job_uuids)
+        return FALLBACK_SECONDS
+
+    @staticmethod
+    def enabled(env):
+        """Whether Settings ask for delivery at commit (a cached read: no query)."""
+        return bool(env["ir.config_parameter"].sudo().get_param(PARAM))
+
+    @classmethod
+    def _start(cls, dbname, job_uuids):
+        """Postcommit: the jobs ``job_uuids`` queued for this process's thread (started if it
+        is not running), or given back to the runner when the queue is full meanwhile."""
+        with cls._ready:
+            queued = len(cls._queue) + len(job_uuids) <= MAX_QUEUED
+            if queued:
+                cls._queue.extend((dbname, job_uuid) for job_uuid in job_uuids)
+                start, cls._running = not cls._running, True
+                cls._ready.notify()
+        if not queued:
+            registry = Registry(dbname)
+            for job_uuid in job_uuids:
+                give_back(registry, job_uuid)
+            return
+        if start:
+            try:
+                threading.Thread(target=cls._run, name=THREAD_NAME).start()
+            except RuntimeError:  # no thread to be had: the jobs run at their time
+                with cls._ready:
+                    cls._running = False
+                raise
+
+    @classmethod
+    def _run(cls):
+        """The thread: each job queued delivered in a transaction of its own, in turn, until
+        none is left for ``LINGER_SECONDS``. A process that ends waits for it (not a daemon
+        thread). The endpoint's pass of a delivery serves the next ones for a moment, as the
+        deliveries of one job share it (``Delivery._gate``)."""
+        gates = defaultdict(dict)  # {database name: {config id: Gate}}
+        while True:
+            with cls._ready:
+                if not cls._queue:
+                    cls._ready.wait(LINGER_SECONDS)
+                if not cls._queue:
+                    cls._running = False
+                    return
+                dbname, job_uuid = cls._queue.popleft()
+            try:
+                deliver_in_transaction(Registry(dbname), job_uuid, gates[dbname])
+                # only a healthy endpoint's pass serves the next ones (while it lasts): a
+                # delivery waiting for its endpoint looks at its state again
+                for config_id, gate in list(gates[dbname].items()):
+                    if gate.wait_until or not gate.reusable_until:
+                        del gates[dbname][config_id]
+            except Exception as error:  # noqa: BLE001 - the job keeps its time: the runner's
+                _logger.warning(
+                    "api_sync: job %s not delivered at commit (%s)", job_uuid, type(error).__name__
+                )
+
+
+def deliver_in_transaction(registry, job_uuid, gates=None):
+    """Deliver the job ``job_uuid`` in a transaction of its own (committed when it ends); on
+    any failure the job goes back to the job runner. ``gates``: see ``Delivery``."""
+    try:
+        with registry.cursor() as cr:
+            deliver(api.Environment(cr, SUPERUSER_ID, {}), job_uuid, gates)
+    except RetryableJobError as error:  # a conflict, an endpoint to wait for: rolled back
+        give_back(registry, job_uuid, error.seconds)
+    except psycopg2.Error as error:  # a concurrency conflict, most likely
+        _logger.info(
+            "api_sync: job %s not delivered at commit (%s): given back to the job runner",
+            job_uuid,
+            type(error).__name__,
+        )
+        give_back(registry, job_uuid)
+    except Exception as error:  # noqa: BLE001 - the job runner runs the job and records why
+        _logger.warning(
+            "api_sync: job %s not delivered at commit (%s): given back to the job runner",
+            job_uuid,
+            type(error).__name__,
+        )
+        give_back(registry, job_uuid)
+
+
+def deliver(env, job_uuid, gates=None):
+    """Run the job ``job_uuid`` here, in ``env``'s transaction, as its worker would: its
+    advisory lock, its events delivered (``Delivery``), the job done. Returns whether it ran:
+    not when it is no longer waiting for its time (the runner took it) or another delivery
+    holds its lock. Raises what the delivery raises (``RetryableJobError`` included).
+
+    Before the request, as few statements as can be: the job claimed and its events found in
+    one (their bodies were made at the commit: ``Outbox._freeze``)."""
+    claimed = queue_jobs.claim_waiting_job(env.cr, job_uuid)
+    if not claimed:
+        return False
+    user_id, log_ids = claimed
+    started = fields.Datetime.now()
+    # as its user, as queue_job runs it; the job is still pending: should this process die,
+    # it runs at its time
+    env = env(user=user_id, su=True)
+    Delivery(env["api.sync.log"].browse(log_ids), job_uuid, claimed=True, gates=gates).run()
+    if queue_jobs.job_state(env.cr, job_uuid, lock=True) != "pending":
+        return True  # the runner took it meanwhile: its run finds the events done
+    job = Job.load(env, job_uuid)
+    job.set_started()
+    job.date_started = started
+    job.set_done(result=f"delivered at commit by process {job.worker_pid}")
+    job.store()
+    return True
+
+
+def give_back(registry, job_uuid, seconds=None):
+    """The job ``job_uuid``, still waiting for its time, runs now (or in ``seconds``) through
+    the job runner."""
+    try:
+        with registry.cursor() as cr:
+            queue_jobs.wake_job(cr, job_uuid, seconds)
+    except psycopg2.Error:  # the runner is changing it: it runs anyway, at its time
+        _logger.info("api_sync: job %s runs at its time", job_uuid)

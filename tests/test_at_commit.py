@@ -1,0 +1,223 @@
+"""Delivery at commit (models/at_commit.py): with the setting on, the process that saved a change
+delivers its job right after the commit; the job, stored as usual but due a little later, is
+the fallback, and goes back to the job runner whenever this process cannot deliver it."""
+
+import datetime
+import json
+import threading
+from unittest.mock import patch
+
+from odoo import fields
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+
+from ..engine import wire
+from ..models import compat
+from ..models.at_commit import (
+    FALLBACK_SECONDS,
+    HANDED_KEY,
+    MAX_QUEUED,
+    PARAM,
+    THREAD_NAME,
+    AtCommit,
+    deliver,
+)
+from ..models.delivery import Delivery
+from .delivery_common import DeliveryCase, TriggerModeSetup
+
+
+@tagged("post_install", "-at_install")
+class TestDeliveryAtCommit(DeliveryCase):
+    def setUp(self):
+        super().setUp()
+        self.env["ir.config_parameter"].sudo().set_param(PARAM, "True")
+
+    def queue_event(self, name="Cora Commit"):
+        partner = self.env["res.partner"].create({"name": name, "email": "cora@example.com"})
+        log = self.Config.sync_record(partner, "update", ["name"])
+        self.env.flush_all()
+        return log, self.env["queue.job"].search([("uuid", "=", log.job_uuid)])
+
+    def handed(self):
+        return self.env.cr.postcommit.data.get(HANDED_KEY, [])
+
+    def hand_over(self, *job_uuids):
+        """What the postcommit does: the jobs queued for this process's thread, which is then
+        waited for."""
+        with compat.test_cursors_for_threads():
+            AtCommit._start(self.env.cr.dbname, list(job_uuids))
+            for thread in threading.enumerate():
+                if thread.name == THREAD_NAME:
+                    thread.join(30)
+
+    def fill_queue(self):
+        """As while this process's thread delivers what other commits handed it."""
+        waiting = [("elsewhere", str(n)) for n in range(MAX_QUEUED)]
+        AtCommit._queue.extend(waiting)
+        self.addCleanup(AtCommit._queue.clear)
+
+    def assertDueIn(self, job, seconds):
+        job.invalidate_recordset()
+        expected = fields.Datetime.now() + datetime.timedelta(seconds=seconds)
+        self.assertAlmostEqual(job.eta, expected, delta=datetime.timedelta(seconds=2))
+
+    def test_off_the_job_runs_at_once(self):
+        self.env["ir.config_parameter"].sudo().set_param(PARAM, False)
+        _log, job = self.queue_event()
+        self.assertFalse(job.eta)
+        self.assertFalse(self.handed())
+
+    def test_the_saving_process_delivers_the_event_after_its_commit(self):
+        log, job = self.queue_event()
+        self.assertEqual(self.handed(), [log.job_uuid], "handed to this process at commit")
+        self.assertDueIn(job, FALLBACK_SECONDS)  # the fallback: the runner leaves it until then
+        self.assertTrue(deliver(self.env, log.job_uuid))
+        self.env.invalidate_all()
+        self.assertEqual(log.state, "done")
+        (request,) = self.receiver.received
+        body = request.json
+        self.assertEqual(body["id"], log.idempotency_key)
+        self.assertEqual(body["data"]["name"], "Cora Commit")
+        self.assertEqual(job.state, "done")
+        self.assertTrue(job.date_started and job.date_done)
+        self.assertIn("delivered at commit", job.result)
+        self.assertFalse(deliver(self.env, log.job_uuid), "once")
+        self.assertEqual(len(self.receiver.received), 1)
+
+    def test_the_postcommit_thread_delivers_the_jobs_in_turn_and_ends(self):
+        first, _job = self.queue_event()
+        second, _job = self.queue_event("Cora Second")
+        self.hand_over(first.job_uuid, second.job_uuid)
+        self.env.invalidate_all()
+        self.assertEqual((first.state, second.state), ("done", "done"))
+        names = [request.json["data"]["name"] for request in self.receiver.received]
+        self.assertEqual(names, ["Cora Commit", "Cora Second"], "in the order of the commits")
+        self.assertFalse(AtCommit._running or AtCommit._queue, "the thread ended")
+
+    def test_a_job_the_runner_took_is_left_to_it(self):
+        log, job = self.queue_event()
+        job.write({"state": "enqueued", "date_enqueued": fields.Datetime.now()})
+        self.env.flush_all()
+        self.assertFalse(deliver(self.env, log.job_uuid))
+        self.assertFalse(self.receiver.received)
+        self.assertEqual(log.state, "pending")
+        job.invalidate_recordset()
+        self.assertEqual(job.state, "enqueued")
+
+    def test_a_full_queue_leaves_the_next_changes_to_the_runner(self):
+        self.fill_queue()
+        _log, job = self.queue_event()
+        self.assertFalse(job.eta, "queued as usual")
+        self.assertFalse(self.handed())
+
+    def test_a_queue_full_by_the_commit_gives_the_job_back_at_once(self):
+        log, job = self.queue_event()
+        self.fill_queue()  # other commits of this process were quicker
+        AtCommit._start(self.env.cr.dbname, [log.job_uuid])
+        job.invalidate_recordset()
+        self.assertFalse(job.eta, "the runner runs it now")
+        self.assertFalse(self.receiver.received)
+
+    def test_many_jobs_of_one_change_keep_the_runner(self):
+        partners = self.env["res.partner"].create([{"name": f"Bulk {n}"} for n in range(5)])
+        with patch.object(type(self.config), "_records_per_job", return_value=2):
+            logs = self.Config.sync_record(partners, "update", ["name"])
+        self.env.flush_all()
+        jobs = self.env["queue.job"].search([("uuid", "in", logs.mapped("job_uuid"))])
+        self.assertEqual(len(jobs), 3)
+        self.assertFalse(any(jobs.mapped("eta")), "in parallel through the runner")
+        self.assertFalse(self.handed())
+
+    def test_a_paused_endpoint_gives_the_job_back_for_its_probe(self):
+        until = fields.Datetime.add(fields.Datetime.now(), seconds=600)
+        self.env["api.sync.endpoint.state"].sudo().create(
+            {"config_id": self.config.id, "state": "paused", "paused_until": until}
+        )
+        log, job = self.queue_event()
+        self.hand_over(log.job_uuid)
+        self.env.invalidate_all()
+        self.assertFalse(self.receiver.received)
+        self.assertEqual((log.state, log.attempt_count, job.state), ("pending", 0, "pending"))
+        self.assertEqual(log.job_uuid, job.uuid, "the same job waits")
+        self.assertGreaterEqual(job.eta, until - datetime.timedelta(seconds=1))
+
+    def test_a_failing_delivery_goes_back_to_the_runner_now(self):
+        log, job = self.queue_event()
+        with (
+            patch.object(Delivery, "run", side_effect=ValueError("mapping broke")),
+            self.assertLogs("odoo.addons.api_sync.models.at_commit", "WARNING") as logged,
+        ):
+            self.hand_over(log.job_uuid)
+        self.assertIn("given back to the job runner", logged.output[0])
+        self.assertNotIn("mapping broke", "".join(logged.output), "the runner records why")
+        self.env.invalidate_all()
+        self.assertEqual((log.state, job.state), ("pending", "pending"))
+        self.assertFalse(job.eta, "the runner runs it now, and records the failure")
+
+
+class AtCommitModeCases(TriggerModeSetup):
+    """What a save queues at its commit with Deliver at Commit on, in each trigger mode."""
+
+    def setUp(self):
+        super().setUp()
+        self.env["ir.config_parameter"].sudo().set_param(PARAM, "True")
+
+    def committed(self, partner_values):
+        partner = self.env["res.partner"].create(partner_values)
+        self.env.cr.flush()  # what runs just before the commit
+        return partner, self.Log.search([("res_id", "=", partner.id)])
+
+    def test_the_body_is_made_at_the_commit_and_sent_as_made(self):
+        partner, log = self.committed({"name": "Frozen Fay", "email": "fay@example.com"})
+        self.assertEqual(log.operation, "create")
+        body = json.loads(log.request_body)
+        self.assertEqual(body["id"], log.idempotency_key)
+        self.assertEqual(body["data"], {"name": "Frozen Fay", "email": "fay@example.com"})
+        self.assertEqual(body["timestamp"], wire.iso_datetime(log.create_date))
+        self.assertEqual((log.record_name, log.record_version), ("Frozen Fay", partner.write_date))
+        self.assertEqual(self.handed(), [log.job_uuid])
+        self.assertTrue(deliver(self.env, log.job_uuid))
+        self.env.invalidate_all()
+        (request,) = self.receiver.received
+        self.assertEqual(request.body.decode(), log.request_body, "sent as made")
+        self.assertEqual(log.state, "done")
+
+    def test_a_later_change_gets_an_event_of_its_own(self):
+        partner, first = self.committed({"name": "Once", "email": "once@example.com"})
+        partner.name = "Twice"
+        self.env.cr.flush()
+        second = self.Log.search([("res_id", "=", partner.id)]) - first
+        self.assertEqual(second.operation, "update", "not folded into the frozen creation")
+        self.assertEqual(json.loads(first.request_body)["data"]["name"], "Once")
+        self.assertEqual(json.loads(second.request_body)["data"]["name"], "Twice")
+        self.assertEqual(self.handed(), [first.job_uuid, second.job_uuid])
+        # the process delivers them in order; should it not, the runner does
+        for log in (first, second):
+            self.assertTrue(deliver(self.env, log.job_uuid))
+        self.env.invalidate_all()
+        names = [request.json["data"]["name"] for request in self.receiver.received]
+        self.assertEqual(names, ["Once", "Twice"])
+        self.assertEqual((first.state, second.state), ("done", "done"))
+
+    @mute_logger("odoo.addons.api_sync.models.api_sync_log")  # the failure, logged
+    def test_a_record_that_cannot_be_mapped_is_left_to_its_delivery(self):
+        self.config.mapping_ids.filtered(lambda line: line.source_path == "email").required = True
+        _partner, log = self.committed({"name": "Unmapped"})
+        self.assertFalse(log.request_body, "made by its delivery, which records why")
+        self.assertTrue(deliver(self.env, log.job_uuid))
+        self.assertEqual(log.state, "failed")
+        self.assertIn("'email'", log.error_message)
+        self.assertFalse(self.receiver.received)
+
+    def handed(self):
+        return self.env.cr.postcommit.data.get(HANDED_KEY, [])
+
+
+@tagged("post_install", "-at_install")
+class TestAtCommitWithRules(AtCommitModeCases, DeliveryCase):
+    mode = "rules"
+
+
+@tagged("post_install", "-at_install")
+class TestAtCommitWithListener(AtCommitModeCases, DeliveryCase):
+    mode = "listener"
