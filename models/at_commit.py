@@ -13,16 +13,18 @@ delay from a save to the other side's answer (BENCHMARKS.md, part 4). With the s
    delivers what the process's commits hand it in turn) runs that job in place (``deliver``):
    the job's advisory lock, then the same recipe as a job (``Delivery``), then the job marked
    done, in one transaction;
-3. when it cannot (``MAX_QUEUED`` jobs already waiting for that thread, the job's events held
-   by another delivery, an endpoint to wait for, anything unexpected), the job is given back to
-   the runner: due now, or when the delivery asked to try again.
+3. when it cannot (``MAX_QUEUED`` jobs already waiting for that thread, one waiting longer
+   than ``MAX_WAIT_SECONDS``, the job's events held by another delivery, an endpoint to wait
+   for, anything unexpected), the job is given back to the runner: due now, or when the
+   delivery asked to try again.
 
 Nothing is lost or sent twice on the way: should the process die before the job is marked done,
 its transaction is rolled back and the job, still pending, runs at its time on any server; the
-runner never takes the job before then, and a job it took meanwhile (a delivery longer than
-``FALLBACK_SECONDS``) finds the job's lock held and its events done. Transactions that queue
-several jobs (a bulk change, a manual sync of many records) keep the runner: what they queue
-goes faster in parallel jobs.
+runner never takes the job before then, and the thread never claims a job that is due. A job
+the runner took while the thread delivered it (a delivery longer than ``FALLBACK_SECONDS``)
+finds the job's lock held and ends; the events the thread then leaves pending are queued again
+(``give_back``). Transactions that queue several jobs (a bulk change, a manual sync of many
+records) keep the runner: what they queue goes faster in parallel jobs.
 
 What this costs: each server process may run one delivery besides the job runner's channels
 (``root.api_sync`` no longer bounds how many deliveries run at once), in the process that saved.
@@ -31,6 +33,7 @@ What this costs: each server process may run one delivery besides the job runner
 import collections
 import logging
 import threading
+import time
 from collections import defaultdict
 from functools import partial
 
@@ -48,7 +51,8 @@ from .delivery import Delivery
 _logger = logging.getLogger(__name__)
 
 PARAM = "api_sync.deliver_at_commit"  # ir.config_parameter, set in Settings
-FALLBACK_SECONDS = 10  # when the job runner runs a job this process did not deliver
+FALLBACK_SECONDS = 30  # when the job runner runs a job this process did not deliver
+MAX_WAIT_SECONDS = 2  # a job waiting longer for this process's thread goes to the runner
 HANDED_KEY = "api_sync.at_commit"  # in cr.postcommit.data: the uuids of the jobs handed over
 MAX_JOBS = 4  # jobs of one transaction delivered at commit (one per configuration changed)
 MAX_QUEUED = 8  # jobs waiting for this process's thread, at the most (others: the runner's)
@@ -62,7 +66,8 @@ class AtCommit:
     started when the first arrives and gone when none is left."""
 
     _ready = threading.Condition()  # guards the two below; notified when a job is queued
-    _queue = collections.deque()  # (database name, job uuid) handed over, not delivered yet
+    # (database name, job uuid, when) handed over, not delivered yet
+    _queue = collections.deque()
     _running = False  # whether the thread is running
 
     @classmethod
@@ -93,7 +98,8 @@ class AtCommit:
         with cls._ready:
             queued = len(cls._queue) + len(job_uuids) <= MAX_QUEUED
             if queued:
-                cls._queue.extend((dbname, job_uuid) for job_uuid in job_uuids)
+                now = time.monotonic()
+                cls._queue.extend((dbname, job_uuid, now) for job_uuid in job_uuids)
                 start, cls._running = not cls._running, True
                 cls._ready.notify()
         if not queued:
@@ -123,8 +129,11 @@ class AtCommit:
                 if not cls._queue:
                     cls._running = False
                     return
-                dbname, job_uuid = cls._queue.popleft()
+                dbname, job_uuid, queued_at = cls._queue.popleft()
             try:
+                if time.monotonic() - queued_at > MAX_WAIT_SECONDS:  # a slow endpoint before
+                    give_back(Registry(dbname), job_uuid)
+                    continue
                 deliver_in_transaction(Registry(dbname), job_uuid, gates[dbname])
                 # only a healthy endpoint's pass serves the next ones (while it lasts): a
                 # delivery waiting for its endpoint looks at its state again
@@ -190,9 +199,17 @@ def deliver(env, job_uuid, gates=None):
 
 def give_back(registry, job_uuid, seconds=None):
     """The job ``job_uuid``, still waiting for its time, runs now (or in ``seconds``) through
-    the job runner."""
+    the job runner. When the runner ran it meanwhile (it came due while this process delivered
+    it, and found its lock held), the events this process left pending are queued again in a
+    new job (the same event ids): nothing waits for a recovery."""
     try:
         with registry.cursor() as cr:
-            queue_jobs.wake_job(cr, job_uuid, seconds)
-    except psycopg2.Error:  # the runner is changing it: it runs anyway, at its time
-        _logger.info("api_sync: job %s runs at its time", job_uuid)
+            if queue_jobs.wake_job(cr, job_uuid, seconds):
+                return
+            if queue_jobs.job_state(cr, job_uuid) not in (None, *queue_jobs.FINAL_JOB_STATES):
+                return  # the runner runs it: the events are still its
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            left = env["api.sync.log"].browse(queue_jobs.pending_events_of(cr, job_uuid))
+            left._enqueue(eta=seconds)
+    except psycopg2.Error:  # changed meanwhile: the job, or the recovery, runs them
+        _logger.info("api_sync: job %s left to the job runner", job_uuid)

@@ -191,17 +191,24 @@ def claim_running_job(env, job_uuid):
 
 
 def claim_waiting_job(cr, job_uuid):
-    """The job ``job_uuid`` claimed before its time, while no worker has it: its advisory
-    lock held until the transaction ends; returns its user's id and the ids of the events
-    linked to it, None when it is no longer pending or someone holds its lock."""
+    """The job ``job_uuid`` claimed while no worker has it: its advisory lock held until the
+    transaction ends; returns its user's id and the ids of the events linked to it, None when
+    it is no longer pending, came due at its time (the runner's now: a fallback), or someone
+    holds its lock. A job woken to run at once (the record's older event delivered) may be
+    claimed: should the runner start it meanwhile, it finds the lock held and ends."""
+    # the lock is taken in the select list, on the job's row alone: in the WHERE clause,
+    # PostgreSQL may try it on rows the other conditions then leave out (other jobs' locks)
     cr.execute(
         """SELECT j.user_id, ARRAY(SELECT l.id FROM api_sync_log AS l
-                                     WHERE l.job_uuid = j.uuid ORDER BY l.id)
+                                     WHERE l.job_uuid = j.uuid ORDER BY l.id),
+                  pg_try_advisory_xact_lock(%s, j.id)
              FROM queue_job AS j
-            WHERE j.uuid = %s AND j.state = 'pending' AND pg_try_advisory_xact_lock(%s, j.id)""",
-        (job_uuid, JOB_LOCK_CLASS),
+            WHERE j.uuid = %s AND j.state = 'pending'
+              AND (j.eta IS NULL OR j.eta > statement_timestamp() AT TIME ZONE 'UTC')""",
+        (JOB_LOCK_CLASS, job_uuid),
     )
-    return cr.fetchone()
+    row = cr.fetchone()
+    return row[:2] if row and row[2] else None
 
 
 def job_state(cr, job_uuid, lock=False):
@@ -213,7 +220,8 @@ def job_state(cr, job_uuid, lock=False):
 
 
 def wake_job(cr, job_uuid, seconds=None):
-    """The job ``job_uuid``, while it waits for its time, runs now (or in ``seconds``)."""
+    """The job ``job_uuid``, while it waits for its time, runs now (or in ``seconds``);
+    returns whether it was waiting."""
     cr.execute(
         """UPDATE queue_job
               SET eta = CASE WHEN %s::int IS NULL THEN NULL
@@ -221,6 +229,18 @@ def wake_job(cr, job_uuid, seconds=None):
             WHERE uuid = %s AND state = 'pending'""",
         (seconds, seconds, job_uuid),
     )
+    return bool(cr.rowcount)
+
+
+def pending_events_of(cr, job_uuid):
+    """Ids of the pending events still linked to the job ``job_uuid``, locked (those another
+    transaction holds are left out)."""
+    cr.execute(
+        """SELECT id FROM api_sync_log WHERE job_uuid = %s AND state = 'pending'
+            ORDER BY id FOR UPDATE SKIP LOCKED""",
+        (job_uuid,),
+    )
+    return [row[0] for row in cr.fetchall()]
 
 
 def lost_jobs(env, log_ids, grace, everywhere=False):

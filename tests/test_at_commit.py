@@ -5,6 +5,7 @@ the fallback, and goes back to the job runner whenever this process cannot deliv
 import datetime
 import json
 import threading
+import time
 from unittest.mock import patch
 
 from odoo import fields
@@ -12,17 +13,20 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from ..engine import wire
-from ..models import compat
+from ..models import compat, queue_jobs
 from ..models.at_commit import (
     FALLBACK_SECONDS,
     HANDED_KEY,
     MAX_QUEUED,
+    MAX_WAIT_SECONDS,
     PARAM,
     THREAD_NAME,
     AtCommit,
     deliver,
+    give_back,
 )
 from ..models.delivery import Delivery
+from ..models.queue_jobs import JOB_LOCK_CLASS
 from .delivery_common import DeliveryCase, TriggerModeSetup
 
 
@@ -45,14 +49,18 @@ class TestDeliveryAtCommit(DeliveryCase):
         """What the postcommit does: the jobs queued for this process's thread, which is then
         waited for."""
         with compat.test_cursors_for_threads():
-            AtCommit._start(self.env.cr.dbname, list(job_uuids))
+            if job_uuids:
+                AtCommit._start(self.env.cr.dbname, list(job_uuids))
+            elif AtCommit._queue:
+                AtCommit._running = True
+                threading.Thread(target=AtCommit._run, name=THREAD_NAME).start()
             for thread in threading.enumerate():
                 if thread.name == THREAD_NAME:
                     thread.join(30)
 
     def fill_queue(self):
         """As while this process's thread delivers what other commits handed it."""
-        waiting = [("elsewhere", str(n)) for n in range(MAX_QUEUED)]
+        waiting = [("elsewhere", str(n), time.monotonic()) for n in range(MAX_QUEUED)]
         AtCommit._queue.extend(waiting)
         self.addCleanup(AtCommit._queue.clear)
 
@@ -103,6 +111,72 @@ class TestDeliveryAtCommit(DeliveryCase):
         self.assertEqual(log.state, "pending")
         job.invalidate_recordset()
         self.assertEqual(job.state, "enqueued")
+
+    def test_a_job_come_due_is_left_to_the_runner(self):
+        log, job = self.queue_event()
+        job.eta = fields.Datetime.now() - datetime.timedelta(seconds=1)  # its fallback time
+        self.env.flush_all()
+        self.assertFalse(deliver(self.env, log.job_uuid), "the runner is taking it")
+        self.assertFalse(self.receiver.received)
+
+    def held_job_locks(self):
+        """Ids of the jobs whose advisory lock this transaction holds."""
+        self.env.cr.execute(
+            """SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND granted
+                  AND classid = %s::oid AND objsubid = 2 AND pid = pg_backend_pid()""",
+            (JOB_LOCK_CLASS,),
+        )
+        return {row[0] for row in self.env.cr.fetchall()}
+
+    def test_claiming_a_job_locks_that_job_alone(self):
+        _other, other_job = self.queue_event("Other Job")
+        due, due_job = self.queue_event("Due Job")
+        due_job.eta = fields.Datetime.now() - datetime.timedelta(seconds=1)
+        log, job = self.queue_event()
+        self.env.flush_all()
+        before = self.held_job_locks()
+        # whatever plan PostgreSQL picks (a sequential scan evaluates every condition of rows
+        # that do not match)
+        self.env.cr.execute("SET LOCAL enable_indexscan = off")
+        self.env.cr.execute("SET LOCAL enable_bitmapscan = off")
+        self.assertFalse(queue_jobs.claim_waiting_job(self.env.cr, due.job_uuid), "due")
+        self.assertTrue(queue_jobs.claim_waiting_job(self.env.cr, log.job_uuid))
+        self.assertEqual(self.held_job_locks() - before, {job.id})
+        self.assertNotIn(other_job.id, self.held_job_locks())
+
+    def test_a_job_that_waited_too_long_for_the_thread_goes_to_the_runner(self):
+        log, job = self.queue_event()
+        long_ago = time.monotonic() - MAX_WAIT_SECONDS - 1
+        AtCommit._queue.append((self.env.cr.dbname, log.job_uuid, long_ago))
+        self.addCleanup(AtCommit._queue.clear)
+        self.hand_over()  # the thread starts with the next commit's job: none here
+        job.invalidate_recordset()
+        self.assertFalse(job.eta, "the runner runs it now")
+        self.assertEqual(log.state, "pending")
+        self.assertFalse(self.receiver.received)
+
+    def test_events_left_by_a_job_the_runner_ended_are_queued_again(self):
+        log, job = self.queue_event()
+        # it came due while this process delivered it: the runner found its lock held, and
+        # ended it; this process's delivery then waits for the endpoint
+        job.write({"state": "done", "date_done": fields.Datetime.now()})
+        self.env.flush_all()
+        give_back(self.env.registry, log.job_uuid, 3)
+        self.env.invalidate_all()
+        self.assertEqual(log.state, "pending")
+        self.assertNotEqual(log.job_uuid, job.uuid)
+        new_job = self.env["queue.job"].search([("uuid", "=", log.job_uuid)])
+        self.assertEqual(new_job.state, "pending")
+        self.assertDueIn(new_job, 3)
+        self.assertEqual(log.recovery_count, 0, "no recovery: nothing was lost")
+
+    def test_a_job_the_runner_runs_keeps_its_events(self):
+        log, job = self.queue_event()
+        job.write({"state": "enqueued", "date_enqueued": fields.Datetime.now()})
+        self.env.flush_all()
+        give_back(self.env.registry, log.job_uuid)
+        self.env.invalidate_all()
+        self.assertEqual(log.job_uuid, job.uuid, "its job delivers it")
 
     def test_a_full_queue_leaves_the_next_changes_to_the_runner(self):
         self.fill_queue()
