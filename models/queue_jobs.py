@@ -225,7 +225,8 @@ def wake_job(cr, job_uuid, seconds=None):
     cr.execute(
         """UPDATE queue_job
               SET eta = CASE WHEN %s::int IS NULL THEN NULL
-                        ELSE (now() AT TIME ZONE 'UTC') + make_interval(secs => %s::int) END
+                        ELSE (statement_timestamp() AT TIME ZONE 'UTC')
+                             + make_interval(secs => %s::int) END
             WHERE uuid = %s AND state = 'pending'""",
         (seconds, seconds, job_uuid),
     )
