@@ -30,11 +30,10 @@ What this costs: each server process may run one delivery besides the job runner
 (``root.api_sync`` no longer bounds how many deliveries run at once), in the process that saved.
 """
 
-import collections
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from functools import partial
 
 import psycopg2
@@ -67,7 +66,7 @@ class AtCommit:
 
     _ready = threading.Condition()  # guards the two below; notified when a job is queued
     # (database name, job uuid, when) handed over, not delivered yet
-    _queue = collections.deque()
+    _queue = deque()
     _running = False  # whether the thread is running
 
     @classmethod
@@ -94,7 +93,9 @@ class AtCommit:
     @classmethod
     def _start(cls, dbname, job_uuids):
         """Postcommit: the jobs ``job_uuids`` queued for this process's thread (started if it
-        is not running), or given back to the runner when the queue is full meanwhile."""
+        is not running), or given back to the runner when the queue is full meanwhile or no
+        thread can be started. Raises nothing the writer would see."""
+        start = False
         with cls._ready:
             queued = len(cls._queue) + len(job_uuids) <= MAX_QUEUED
             if queued:
@@ -102,18 +103,26 @@ class AtCommit:
                 cls._queue.extend((dbname, job_uuid, now) for job_uuid in job_uuids)
                 start, cls._running = not cls._running, True
                 cls._ready.notify()
+        if start:
+            try:
+                threading.Thread(target=cls._run, name=THREAD_NAME).start()
+            except RuntimeError as error:  # no thread to be had (the process's limit)
+                _logger.warning(
+                    "api_sync: no thread to deliver at commit (%s): jobs given back to the "
+                    "job runner",
+                    type(error).__name__,
+                )
+                with cls._ready:  # all of them: other commits may have queued some meanwhile
+                    cls._running = False
+                    stranded = list(cls._queue)
+                    cls._queue.clear()
+                for queued_db, job_uuid, _when in stranded:
+                    give_back(Registry(queued_db), job_uuid)
+                return  # raising would fail a postcommit: the writer's save is done
         if not queued:
             registry = Registry(dbname)
             for job_uuid in job_uuids:
                 give_back(registry, job_uuid)
-            return
-        if start:
-            try:
-                threading.Thread(target=cls._run, name=THREAD_NAME).start()
-            except RuntimeError:  # no thread to be had: the jobs run at their time
-                with cls._ready:
-                    cls._running = False
-                raise
 
     @classmethod
     def _run(cls):

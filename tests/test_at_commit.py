@@ -9,7 +9,8 @@ import time
 from unittest.mock import patch
 
 from odoo import fields
-from odoo.tests import tagged
+from odoo.exceptions import AccessError
+from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..engine import wire
@@ -191,6 +192,39 @@ class TestDeliveryAtCommit(DeliveryCase):
         job.invalidate_recordset()
         self.assertFalse(job.eta, "the runner runs it now")
         self.assertFalse(self.receiver.received)
+
+    def test_no_thread_to_be_had_gives_the_job_back_and_fails_no_commit(self):
+        """A postcommit hook that raises would show the writer an error after its commit:
+        without a thread, the job goes to the runner at once and the next commit tries again."""
+        log, job = self.queue_event()
+        with (
+            patch.object(threading.Thread, "start", side_effect=RuntimeError("can't start")),
+            self.assertLogs("odoo.addons.api_sync.models.at_commit", "WARNING") as logged,
+        ):
+            AtCommit._start(self.env.cr.dbname, [log.job_uuid])
+        self.assertIn("RuntimeError", logged.output[0])
+        self.assertFalse(AtCommit._running or AtCommit._queue, "nothing left behind")
+        job.invalidate_recordset()
+        self.assertFalse(job.eta, "the runner runs it now")
+        self.assertEqual((log.state, job.state), ("pending", "pending"))
+
+    def test_only_settings_administrators_switch_it(self):
+        admin = new_test_user(self.env, "at_commit_admin", groups="base.group_system")
+        manager = new_test_user(
+            self.env, "at_commit_manager", groups="api_sync.group_api_sync_manager"
+        )
+        Param = self.env["ir.config_parameter"].sudo()
+        Param.set_param(PARAM, False)
+        Settings = self.env["res.config.settings"]
+        self.assertFalse(Settings.with_user(admin).create({}).api_sync_deliver_at_commit)
+        self.assertNotIn("api_sync_deliver_at_commit", Settings.with_user(manager).fields_get())
+        with self.assertRaises(AccessError):
+            Settings.with_user(manager).create({"api_sync_deliver_at_commit": True}).execute()
+        self.assertFalse(Param.get_param(PARAM))
+        Settings.with_user(admin).create({"api_sync_deliver_at_commit": True}).execute()
+        self.assertEqual(Param.get_param(PARAM), "True")
+        _log, job = self.queue_event()
+        self.assertDueIn(job, FALLBACK_SECONDS)
 
     def test_many_jobs_of_one_change_keep_the_runner(self):
         partners = self.env["res.partner"].create([{"name": f"Bulk {n}"} for n in range(5)])
