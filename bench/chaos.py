@@ -49,6 +49,7 @@ LATE_DELAY = 2.0
 OUTAGE_SECONDS = 20
 RECOVERY_LIMIT = 300  # seconds after the last fault: the run gives up waiting then
 OWN_TABLE = re.compile(r"\bapi_sync_(log|record_status|run|config|field_mapping)\b")
+JOB_TABLE = re.compile(r"\bqueue_job\b")  # api_sync claims, wakes and marks jobs there too
 CONNECTION_LOST = re.compile(
     r"server closed the connection|terminating connection|connection already|cursor already closed"
 )
@@ -512,14 +513,17 @@ class Chaos:
             with open(node.log, errors="replace") as server_log:
                 text += server_log.read()
         entries = [entry for entry in text.split("\n20") if " ERROR " in entry.split("\n")[0]]
-        # a query on an api_sync table that failed for another reason than the connection
-        # the run itself terminated
-        sql_errors = sum(
-            1
-            for entry in entries
-            if "odoo.sql_db" in entry
-            and OWN_TABLE.search(entry)
-            and not CONNECTION_LOST.search(entry)
+        # a query on an api_sync table (or queue_job's) that failed for another reason than
+        # the connection the run itself terminated
+        sql_errors, job_sql_errors = (
+            sum(
+                1
+                for entry in entries
+                if "odoo.sql_db" in entry
+                and table.search(entry)
+                and not CONNECTION_LOST.search(entry)
+            )
+            for table in (OWN_TABLE, JOB_TABLE)
         )
         # api_sync's own loggers (its handled conflicts log at INFO at most)
         own_errors = sum(1 for entry in entries if "odoo.addons.api_sync" in entry.split("\n")[0])
@@ -543,6 +547,7 @@ class Chaos:
             "recoveries": recoveries,
             "writer_errors": len(self.writer_errors),
             "sql_error_lines_on_api_sync_tables": sql_errors,
+            "sql_error_lines_on_queue_job": job_sql_errors,
             "api_sync_error_lines": own_errors,
             "job_runner_error_lines": runner_errors,
             "deliveries_by_node": self.deliveries_by_node(),
@@ -613,7 +618,11 @@ def main():
             f"  ({resume['death']})"
         )
     targets = ("lost", "phantom", "out_of_order", "pending_at_end", "writer_errors")
-    targets += ("sql_error_lines_on_api_sync_tables", "api_sync_error_lines")
+    targets += (
+        "sql_error_lines_on_api_sync_tables",
+        "sql_error_lines_on_queue_job",
+        "api_sync_error_lines",
+    )
     ok = all(results[key] == 0 for key in targets) and results["time_to_recover_s"] is not None
     ok = ok and results["time_to_recover_s"] <= 120
     wanted = "0 lost, phantom, out-of-order, pending, ERROR lines of api_sync"

@@ -11,16 +11,17 @@ delay from a save to the other side's answer (BENCHMARKS.md, part 4). With the s
    statement as its events, but due a little later (``FALLBACK_SECONDS``): it is the fallback;
 2. once the transaction has committed, a thread of the same process (one per process, which
    delivers what the process's commits hand it in turn) runs that job in place (``deliver``):
-   the job's advisory lock, then the same recipe as a job (``Delivery``), then the job marked
-   done, in one transaction;
+   the job's advisory lock, then the same recipe as a job (``Delivery``), in one transaction;
+   then the job marked done, in another;
 3. when it cannot (``MAX_QUEUED`` jobs already waiting for that thread, one waiting longer
    than ``MAX_WAIT_SECONDS``, the job's events held by another delivery, an endpoint to wait
    for, anything unexpected), the job is given back to the runner: due now, or when the
    delivery asked to try again.
 
-Nothing is lost or sent twice on the way: should the process die before the job is marked done,
-its transaction is rolled back and the job, still pending, runs at its time on any server; the
-runner never takes the job before then, and the thread never claims a job that is due. A job
+Nothing is lost or sent twice on the way: should the process die before the delivery commits,
+its transaction is rolled back and the job, still pending, runs at its time on any server; should
+it die after, before the job is marked done, that run finds the events done. The runner never
+takes the job before its time, and the thread never claims a job that is due. A job
 the runner took while the thread delivered it (a delivery longer than ``FALLBACK_SECONDS``)
 finds the job's lock held and ends; the events the thread then leaves pending are queued again
 (``give_back``). Transactions that queue several jobs (a bulk change, a manual sync of many
@@ -31,6 +32,7 @@ What this costs: each server process may run one delivery besides the job runner
 """
 
 import logging
+import os
 import threading
 import time
 from collections import defaultdict, deque
@@ -46,6 +48,7 @@ from odoo.addons.queue_job.job import Job
 
 from . import queue_jobs
 from .delivery import Delivery
+from .transactions import own_cursor
 
 _logger = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ MAX_JOBS = 4  # jobs of one transaction delivered at commit (one per configurati
 MAX_QUEUED = 8  # jobs waiting for this process's thread, at the most (others: the runner's)
 THREAD_NAME = "api_sync at commit"
 LINGER_SECONDS = 2  # the thread waits that long for the next job before it ends
+CRON_CONTEXT_KEY = "ir_cron_progress_id"  # set by ir.cron on what its jobs run (18.0, 19.0)
 
 
 class AtCommit:
@@ -73,8 +77,12 @@ class AtCommit:
     def take(cls, env, job_uuids):
         """While queuing the jobs ``job_uuids`` of one change: the ``eta`` (seconds) to store
         them with when this process delivers them after the commit, else None (the runner's,
-        as usual)."""
+        as usual). Not while modules load (the server may fork workers next), nor in a
+        scheduled action (no user waits; a cron worker serving several databases closes their
+        connections after each pass, a delivery's included)."""
         if len(job_uuids) != 1 or len(cls._queue) >= MAX_QUEUED or not cls.enabled(env):
+            return None
+        if not env.registry.ready or env.context.get(CRON_CONTEXT_KEY):
             return None
         handed = env.cr.postcommit.data.get(HANDED_KEY)
         if handed is None:
@@ -106,7 +114,7 @@ class AtCommit:
         if start:
             try:
                 threading.Thread(target=cls._run, name=THREAD_NAME).start()
-            except RuntimeError as error:  # no thread to be had (the process's limit)
+            except Exception as error:  # noqa: BLE001 - no thread to be had (a process limit)
                 _logger.warning(
                     "api_sync: no thread to deliver at commit (%s): jobs given back to the "
                     "job runner",
@@ -123,6 +131,14 @@ class AtCommit:
             registry = Registry(dbname)
             for job_uuid in job_uuids:
                 give_back(registry, job_uuid)
+
+    @classmethod
+    def _forget(cls):
+        """In a process just forked (a server's new worker): nothing queued, no thread; what
+        the parent had queued is the parent's to deliver."""
+        cls._ready = threading.Condition()
+        cls._queue = deque()
+        cls._running = False
 
     @classmethod
     def _run(cls):
@@ -155,12 +171,16 @@ class AtCommit:
                 )
 
 
+os.register_at_fork(after_in_child=AtCommit._forget)
+
+
 def deliver_in_transaction(registry, job_uuid, gates=None):
-    """Deliver the job ``job_uuid`` in a transaction of its own (committed when it ends); on
-    any failure the job goes back to the job runner. ``gates``: see ``Delivery``."""
+    """Deliver the job ``job_uuid`` in a transaction of its own (committed when it ends), then
+    mark the job done in another; on any failure the job goes back to the job runner.
+    ``gates``: see ``Delivery``."""
     try:
         with registry.cursor() as cr:
-            deliver(api.Environment(cr, SUPERUSER_ID, {}), job_uuid, gates)
+            started = deliver(api.Environment(cr, SUPERUSER_ID, {}), job_uuid, gates)
     except RetryableJobError as error:  # a conflict, an endpoint to wait for: rolled back
         give_back(registry, job_uuid, error.seconds)
     except psycopg2.Error as error:  # a concurrency conflict, most likely
@@ -177,46 +197,65 @@ def deliver_in_transaction(registry, job_uuid, gates=None):
             type(error).__name__,
         )
         give_back(registry, job_uuid)
+    else:
+        if started:
+            mark_done(registry, job_uuid, started)
 
 
 def deliver(env, job_uuid, gates=None):
-    """Run the job ``job_uuid`` here, in ``env``'s transaction, as its worker would: its
-    advisory lock, its events delivered (``Delivery``), the job done. Returns whether it ran:
-    not when it is no longer waiting for its time (the runner took it) or another delivery
-    holds its lock. Raises what the delivery raises (``RetryableJobError`` included).
+    """Deliver the events of the job ``job_uuid`` here, in ``env``'s transaction, as its worker
+    would: its advisory lock, its events (``Delivery``). Returns when it started (for
+    ``mark_done``, once this transaction has committed), None when it did not run: the job is
+    no longer waiting for its time (the runner took it) or another delivery holds its lock.
+    Raises what the delivery raises (``RetryableJobError`` included).
 
     Before the request, as few statements as can be: the job claimed and its events found in
-    one (their bodies were made at the commit: ``Outbox._freeze``)."""
+    one (their bodies were made at the commit: ``Outbox._freeze``). The job's row is not
+    written here: the runner may change it meanwhile (waking it, taking it once due), which,
+    under this transaction's snapshot, would fail the delivery after its request."""
     claimed = queue_jobs.claim_waiting_job(env.cr, job_uuid)
     if not claimed:
-        return False
+        return None
     user_id, log_ids = claimed
     started = fields.Datetime.now()
     # as its user, as queue_job runs it; the job is still pending: should this process die,
-    # it runs at its time
+    # it runs at its time, and finds the events this transaction committed done
     env = env(user=user_id, su=True)
     Delivery(env["api.sync.log"].browse(log_ids), job_uuid, claimed=True, gates=gates).run()
-    if queue_jobs.job_state(env.cr, job_uuid, lock=True) != "pending":
-        return True  # the runner took it meanwhile: its run finds the events done
-    job = Job.load(env, job_uuid)
-    job.set_started()
-    job.date_started = started
-    job.set_done(result=f"delivered at commit by process {job.worker_pid}")
-    job.store()
-    return True
+    return started
+
+
+def mark_done(registry, job_uuid, started):
+    """After the delivery's commit: the job ``job_uuid`` done, as its worker would mark it,
+    unless the runner took it meanwhile (its run finds the events done)."""
+    try:
+        with own_cursor(registry) as cr:
+            if queue_jobs.job_state(cr, job_uuid, lock=True) != "pending":
+                return
+            job = Job.load(api.Environment(cr, SUPERUSER_ID, {}), job_uuid)
+            job.set_started()
+            job.date_started = started
+            job.set_done(result=f"delivered at commit by process {job.worker_pid}")
+            job.store()
+    except psycopg2.Error as error:  # the job runs at its time and finds nothing left to do
+        _logger.info(
+            "api_sync: job %s delivered at commit, left pending (%s)",
+            job_uuid,
+            type(error).__name__,
+        )
 
 
 def give_back(registry, job_uuid, seconds=None):
     """The job ``job_uuid``, still waiting for its time, runs now (or in ``seconds``) through
-    the job runner. When the runner ran it meanwhile (it came due while this process delivered
-    it, and found its lock held), the events this process left pending are queued again in a
-    new job (the same event ids): nothing waits for a recovery."""
+    the job runner. When the runner took it meanwhile (it came due, or was woken, while this
+    process held it), the events left pending that no delivery holds are queued again in a new
+    job (the same event ids): its run may have found the job's lock held and ended, and
+    nothing waits for a recovery. Should that run deliver them after all, one of the two finds
+    them done or no longer its own."""
     try:
-        with registry.cursor() as cr:
+        with own_cursor(registry) as cr:
             if queue_jobs.wake_job(cr, job_uuid, seconds):
                 return
-            if queue_jobs.job_state(cr, job_uuid) not in (None, *queue_jobs.FINAL_JOB_STATES):
-                return  # the runner runs it: the events are still its
             env = api.Environment(cr, SUPERUSER_ID, {})
             left = env["api.sync.log"].browse(queue_jobs.pending_events_of(cr, job_uuid))
             left._enqueue(eta=seconds)

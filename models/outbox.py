@@ -20,6 +20,7 @@ transaction by the database alone (a cascade, no ``unlink``) gets an event that 
 cancels (RecordDeleted).
 """
 
+import logging
 import uuid
 from collections import defaultdict
 from functools import partial
@@ -34,6 +35,8 @@ from . import queue_jobs
 from .adapters import adapter_for
 from .at_commit import AtCommit
 from .mapper import Mapper
+
+_logger = logging.getLogger(__name__)
 
 PENDING_KEY = "api_sync.pending"  # {(config id, record id): [operation, changed fields]}
 NOTED_KEY = "api_sync.noted"  # {(model name, record id)} noted and not unlinked since
@@ -271,23 +274,34 @@ class Outbox:
         now, from the records as this transaction commits them (as a deletion's are; its cache
         holds them), so that the delivery reads nothing before it sends. An event made so is
         not folded with a later change: that change gets an event of its own. A record that
-        cannot be mapped is left to its delivery, which records why."""
+        cannot be mapped, or anything else failing here, is left to the delivery, which records
+        why: the save goes on."""
         mapper = Mapper(config)
         now = self.env.cr.now()  # the events' creation time (``_insert``)
         changed = sorted(set(changed_fields)) if changed_fields else None
-        for record, vals, data in zip(
-            records, values, mapper.payloads_or_errors(records), strict=True
-        ):
-            if isinstance(data, mapping.MappingError):
-                continue
-            body = mapper.record_body(
-                vals["idempotency_key"], record, operation, changed, now, data=data
-            )
-            vals.update(
-                request_body=wire.encode(body).decode(),
-                record_version=record.write_date,
-                record_name=record.display_name,
-            )
+        try:  # whatever fails here fails the delivery, which records why, never the save
+            with self.env.cr.savepoint(flush=False):
+                payloads = mapper.payloads_or_errors(records)
+                frozen = [
+                    None
+                    if isinstance(data, mapping.MappingError)
+                    else {
+                        "request_body": wire.encode(
+                            mapper.record_body(
+                                vals["idempotency_key"], record, operation, changed, now, data
+                            )
+                        ).decode(),
+                        "record_version": record.write_date,
+                        "record_name": record.display_name,
+                    }
+                    for record, vals, data in zip(records, values, payloads, strict=True)
+                ]
+        except Exception as error:  # noqa: BLE001 - left to the delivery
+            _logger.debug("api_sync: bodies left to their delivery (%s)", type(error).__name__)
+            return
+        for vals, made in zip(values, frozen, strict=True):
+            if made:
+                vals.update(made)
 
     def _capture_deletions(self, config, records, event_ids):
         """Per record, the log values that freeze its deletion event before it is removed.

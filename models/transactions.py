@@ -13,7 +13,14 @@ from odoo import sql_db
 @contextlib.contextmanager
 def own_transaction(env):
     """A cursor on a short transaction of its own, committed on leaving."""
-    with env.registry.cursor() as cr:
+    with own_cursor(env.registry) as cr:
+        yield cr
+
+
+@contextlib.contextmanager
+def own_cursor(registry):
+    """``own_transaction`` where there is no environment yet (a thread of its own)."""
+    with registry.cursor() as cr:
         if isinstance(cr, sql_db.Cursor):
             # each statement sees the latest committed state; an update of a row another
             # worker is changing waits for it, then applies to its result (no serialization

@@ -14,8 +14,10 @@ from odoo.tests import new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..engine import wire
+from ..engine.receiver import Receiver
 from ..models import compat, queue_jobs
 from ..models.at_commit import (
+    CRON_CONTEXT_KEY,
     FALLBACK_SECONDS,
     HANDED_KEY,
     MAX_QUEUED,
@@ -24,11 +26,15 @@ from ..models.at_commit import (
     THREAD_NAME,
     AtCommit,
     deliver,
+    deliver_in_transaction,
     give_back,
+    mark_done,
 )
 from ..models.delivery import Delivery
+from ..models.mapper import Mapper
 from ..models.queue_jobs import JOB_LOCK_CLASS
-from .delivery_common import DeliveryCase, TriggerModeSetup
+from .common import CommittedEventsCase
+from .delivery_common import DeliveryCase, LoopbackRequests, TriggerModeSetup
 
 
 @tagged("post_install", "-at_install")
@@ -80,7 +86,10 @@ class TestDeliveryAtCommit(DeliveryCase):
         log, job = self.queue_event()
         self.assertEqual(self.handed(), [log.job_uuid], "handed to this process at commit")
         self.assertDueIn(job, FALLBACK_SECONDS)  # the fallback: the runner leaves it until then
-        self.assertTrue(deliver(self.env, log.job_uuid))
+        started = deliver(self.env, log.job_uuid)
+        self.assertTrue(started)
+        with compat.test_cursors_for_threads():  # its own transaction, after the commit
+            mark_done(self.env.registry, log.job_uuid, started)
         self.env.invalidate_all()
         self.assertEqual(log.state, "done")
         (request,) = self.receiver.received
@@ -171,13 +180,19 @@ class TestDeliveryAtCommit(DeliveryCase):
         self.assertDueIn(new_job, 3)
         self.assertEqual(log.recovery_count, 0, "no recovery: nothing was lost")
 
-    def test_a_job_the_runner_runs_keeps_its_events(self):
+    def test_events_of_a_job_the_runner_took_meanwhile_are_queued_again(self):
+        """Its run may have found the job's lock held by this process and ended: the events
+        get a new job at once (the run that delivers them second finds them done, or not its
+        own), rather than waiting for the recovery."""
         log, job = self.queue_event()
         job.write({"state": "enqueued", "date_enqueued": fields.Datetime.now()})
         self.env.flush_all()
         give_back(self.env.registry, log.job_uuid)
         self.env.invalidate_all()
-        self.assertEqual(log.job_uuid, job.uuid, "its job delivers it")
+        self.assertNotEqual(log.job_uuid, job.uuid)
+        new_job = self.env["queue.job"].search([("uuid", "=", log.job_uuid)])
+        self.assertEqual((new_job.state, new_job.eta), ("pending", False))
+        self.assertEqual(log.recovery_count, 0)
 
     def test_a_full_queue_leaves_the_next_changes_to_the_runner(self):
         self.fill_queue()
@@ -207,6 +222,41 @@ class TestDeliveryAtCommit(DeliveryCase):
         job.invalidate_recordset()
         self.assertFalse(job.eta, "the runner runs it now")
         self.assertEqual((log.state, job.state), ("pending", "pending"))
+
+    def test_thread_start_failures_of_any_kind_are_caught(self):
+        log, job = self.queue_event()
+        with (
+            patch.object(threading.Thread, "start", side_effect=MemoryError()),
+            self.assertLogs("odoo.addons.api_sync.models.at_commit", "WARNING"),
+        ):
+            AtCommit._start(self.env.cr.dbname, [log.job_uuid])
+        self.assertFalse(AtCommit._running)
+        job.invalidate_recordset()
+        self.assertFalse(job.eta, "the runner runs it now")
+
+    def test_not_while_modules_load_nor_in_scheduled_actions(self):
+        """A server loading modules may fork its workers next (the thread and its connection
+        are not theirs); a scheduled action's changes keep the runner (no user waits, and a
+        cron worker serving several databases closes their connections after each pass)."""
+        with patch.object(self.env.registry, "ready", False):
+            _log, job = self.queue_event("While Loading")
+        self.assertFalse(job.eta)
+        self.assertFalse(self.handed())
+        cron_env = self.env(context={**self.env.context, CRON_CONTEXT_KEY: 1})
+        partner = cron_env["res.partner"].create({"name": "By Cron"})
+        log = self.Config.with_env(cron_env).sync_record(partner, "update", ["name"])
+        self.env.flush_all()
+        self.assertFalse(self.env["queue.job"].search([("uuid", "=", log.job_uuid)]).eta)
+        self.assertFalse(self.handed())
+
+    def test_a_forked_process_starts_with_nothing_queued(self):
+        condition = AtCommit._ready
+        AtCommit._queue.append((self.env.cr.dbname, "parent's", time.monotonic()))
+        AtCommit._running = True
+        self.addCleanup(AtCommit._forget)
+        AtCommit._forget()  # what os.fork() runs in the child
+        self.assertFalse(AtCommit._queue or AtCommit._running)
+        self.assertIsNot(AtCommit._ready, condition, "a lock the parent may hold is not its")
 
     def test_only_settings_administrators_switch_it(self):
         admin = new_test_user(self.env, "at_commit_admin", groups="base.group_system")
@@ -307,6 +357,23 @@ class AtCommitModeCases(TriggerModeSetup):
         self.assertEqual(names, ["Once", "Twice"])
         self.assertEqual((first.state, second.state), ("done", "done"))
 
+    def test_a_body_that_fails_to_be_made_is_left_to_its_delivery(self):
+        """Anything failing while the body is made at the commit (a computed field raising, a
+        query failing) fails neither the save nor its transaction: the delivery records why."""
+
+        def broken(mapper, records):
+            self.env.cr.execute("SELECT 1 / 0", log_exceptions=False)  # aborts the transaction
+
+        with patch.object(Mapper, "payloads_or_errors", broken):
+            _partner, log = self.committed({"name": "Cannot Freeze"})
+        self.env.cr.execute("SELECT 1")  # the transaction goes on
+        self.assertEqual(log.state, "pending")
+        self.assertFalse(log.request_body, "made by its delivery")
+        self.assertTrue(deliver(self.env, log.job_uuid))
+        self.env.invalidate_all()
+        self.assertEqual(log.state, "done")
+        self.assertEqual(self.receiver.received[0].json["data"]["name"], "Cannot Freeze")
+
     @mute_logger("odoo.addons.api_sync.models.api_sync_log")  # the failure, logged
     def test_a_record_that_cannot_be_mapped_is_left_to_its_delivery(self):
         self.config.mapping_ids.filtered(lambda line: line.source_path == "email").required = True
@@ -329,3 +396,59 @@ class TestAtCommitWithRules(AtCommitModeCases, DeliveryCase):
 @tagged("post_install", "-at_install")
 class TestAtCommitWithListener(AtCommitModeCases, DeliveryCase):
     mode = "listener"
+
+
+@tagged("post_install", "-at_install")
+class TestAtCommitMeetingTheRunner(LoopbackRequests, CommittedEventsCase):
+    """The runner changes the job's row while the thread delivers it (it wakes the job for an
+    older event done, or takes it once due): the delivery, whose request went out, stays
+    committed, and no ERROR is logged (under the delivery's snapshot, a write of that row
+    would fail)."""
+
+    def setUp(self):
+        self.receiver = Receiver()
+        self.receiver.__enter__()
+        self.addCleanup(self.receiver.close)
+        super().setUp()
+        (self.log_id,), (self.job_uuid,) = self.log_ids, self.job_uuids
+        with self.registry.cursor() as cr:  # as stored for a delivery at commit
+            cr.execute(
+                "UPDATE queue_job SET eta = (now() AT TIME ZONE 'UTC') + interval '30 seconds' "
+                "WHERE uuid = %s",
+                (self.job_uuid,),
+            )
+
+    def endpoint_url(self):
+        return f"{self.receiver.url}/hook"
+
+    def deliver_while_the_runner(self, statement):
+        """Deliver at commit; ``statement`` on the job's row is committed by another
+        transaction once the request is answered. Returns the log and job as they end."""
+        run = Delivery.run
+
+        def run_then_meet_the_runner(delivery):
+            run(delivery)
+            with self.registry.cursor() as cr:
+                cr.execute(statement, (self.job_uuid,))
+
+        with (
+            patch.object(Delivery, "run", run_then_meet_the_runner),
+            self.assertNoLogs("odoo.sql_db", "ERROR"),
+        ):
+            deliver_in_transaction(self.registry, self.job_uuid)
+        env = self.transaction()
+        job = env["queue.job"].search([("uuid", "=", self.job_uuid)])
+        return env["api.sync.log"].browse(self.log_id), job
+
+    def test_woken_meanwhile(self):
+        log, job = self.deliver_while_the_runner("UPDATE queue_job SET eta = NULL WHERE uuid = %s")
+        self.assertEqual((log.state, log.attempt_count), ("done", 1))
+        self.assertEqual(len(self.receiver.received), 1)
+        self.assertEqual(job.state, "done", "marked done after the delivery's commit")
+
+    def test_taken_once_due_meanwhile(self):
+        log, job = self.deliver_while_the_runner(
+            "UPDATE queue_job SET state = 'enqueued', date_enqueued = now() WHERE uuid = %s"
+        )
+        self.assertEqual((log.state, log.attempt_count), ("done", 1))
+        self.assertEqual(job.state, "enqueued", "its run finds the event done")
