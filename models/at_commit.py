@@ -103,18 +103,18 @@ class AtCommit:
         """Postcommit: the jobs ``job_uuids`` queued for this process's thread (started if it
         is not running), or given back to the runner when the queue is full meanwhile or no
         thread can be started. Raises nothing the writer would see."""
-        start = False
+        start, returned = False, [(dbname, job_uuid) for job_uuid in job_uuids]
         with cls._ready:
-            queued = len(cls._queue) + len(job_uuids) <= MAX_QUEUED
-            if queued:
+            if len(cls._queue) + len(job_uuids) <= MAX_QUEUED:
                 now = time.monotonic()
                 cls._queue.extend((dbname, job_uuid, now) for job_uuid in job_uuids)
-                start, cls._running = not cls._running, True
+                start, cls._running, returned = not cls._running, True, []
                 cls._ready.notify()
         if start:
             try:
                 threading.Thread(target=cls._run, name=THREAD_NAME).start()
             except Exception as error:  # noqa: BLE001 - no thread to be had (a process limit)
+                # raising would fail a postcommit: the writer's save is done
                 _logger.warning(
                     "api_sync: no thread to deliver at commit (%s): jobs given back to the "
                     "job runner",
@@ -122,15 +122,10 @@ class AtCommit:
                 )
                 with cls._ready:  # all of them: other commits may have queued some meanwhile
                     cls._running = False
-                    stranded = list(cls._queue)
+                    returned = [(queued_db, job_uuid) for queued_db, job_uuid, _ in cls._queue]
                     cls._queue.clear()
-                for queued_db, job_uuid, _when in stranded:
-                    give_back(Registry(queued_db), job_uuid)
-                return  # raising would fail a postcommit: the writer's save is done
-        if not queued:
-            registry = Registry(dbname)
-            for job_uuid in job_uuids:
-                give_back(registry, job_uuid)
+        for queued_db, job_uuid in returned:
+            give_back(Registry(queued_db), job_uuid)
 
     @classmethod
     def _forget(cls):
@@ -230,7 +225,7 @@ def mark_done(registry, job_uuid, started):
     unless the runner took it meanwhile (its run finds the events done)."""
     try:
         with own_cursor(registry) as cr:
-            if queue_jobs.job_state(cr, job_uuid, lock=True) != "pending":
+            if queue_jobs.lock_job_state(cr, job_uuid) != "pending":
                 return
             job = Job.load(api.Environment(cr, SUPERUSER_ID, {}), job_uuid)
             job.set_started()

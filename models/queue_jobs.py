@@ -59,8 +59,6 @@ DEAD_JOBS = f"""
      WHERE j.state IN ('enqueued', 'started') AND {JOBS} AND {GONE}
      ORDER BY j.id
 """
-JOB_STATE = "SELECT state FROM queue_job WHERE uuid = %s"
-JOB_STATE_LOCKED = JOB_STATE + " FOR UPDATE"
 
 
 def delivery_description(count, res_model, res_id, operation, config):
@@ -211,10 +209,10 @@ def claim_waiting_job(cr, job_uuid):
     return row[:2] if row and row[2] else None
 
 
-def job_state(cr, job_uuid, lock=False):
-    """The state of the job ``job_uuid`` (None when it is gone); ``lock``: its row locked
-    until the transaction ends."""
-    cr.execute(JOB_STATE_LOCKED if lock else JOB_STATE, (job_uuid,))
+def lock_job_state(cr, job_uuid):
+    """The state of the job ``job_uuid`` (None when it is gone), its row locked until the
+    transaction ends."""
+    cr.execute("SELECT state FROM queue_job WHERE uuid = %s FOR UPDATE", (job_uuid,))
     row = cr.fetchone()
     return row and row[0]
 

@@ -22,7 +22,6 @@ class ResConfigSettings(models.TransientModel):
         config_parameter=AT_COMMIT_PARAM,
         groups=ADMIN_GROUP,
         help="The server that saves a change sends its event right after the commit, without "
-        "waiting for the job runner; should it fail, the job runner delivers the event a few "
-        "seconds later. Each server process may then run one delivery besides the job "
-        "channels.",
+        "waiting for the job runner; when it cannot, the job runner delivers the event, within "
+        "30 seconds. Each server process may then run one delivery besides the job channels.",
     )
